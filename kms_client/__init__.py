@@ -1,0 +1,1 @@
+"""kms_client package."""

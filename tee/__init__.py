@@ -1,0 +1,1 @@
+"""tee package."""
