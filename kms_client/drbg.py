@@ -54,7 +54,8 @@ from cryptography.hazmat.primitives.hashes import SHA256
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF, HKDFExpand
 from prometheus_client import Counter
 
-from tokengate.errors import GatewayError
+from kms_client.errors import KmsError
+from tokengate.errors import ConfigError, GatewayError
 
 log = logging.getLogger(__name__)
 
@@ -80,7 +81,7 @@ EntropySource = Callable[[int], Awaitable[bytes | None]]
 """An async source of root randomness, e.g. ``RootBackend.random``."""
 
 
-class DrbgError(GatewayError):
+class DrbgError(KmsError):
     """The DRBG cannot produce output it can vouch for (stale or missing root entropy)."""
 
     status = 503
@@ -102,9 +103,9 @@ class ReseedPolicy:
 
     def __post_init__(self) -> None:
         if self.interval <= 0 or self.max_bytes <= 0 or self.max_requests <= 0:
-            raise ValueError("drbg: reseed interval and budgets must be positive")
+            raise ConfigError("kms: drbg: reseed interval and budgets must be positive")
         if self.augment_max_age is not None and self.augment_max_age <= 0:
-            raise ValueError("drbg: augment_max_age must be positive")
+            raise ConfigError("kms: drbg: augment_max_age must be positive")
 
 
 def _frame(data: bytes) -> bytes:
@@ -125,7 +126,10 @@ class HkdfDrbg:
         entropy: Callable[[int], bytes] = os.urandom,
         now: Callable[[], float] = time.monotonic,
         personalization: bytes = b"",
+        name: str = "hkdf-drbg",
     ) -> None:
+        self.name = name
+        """Short description for logs and health output (``kms_client.rng.RandomSource``)."""
         self._policy = policy or ReseedPolicy()
         self._entropy = entropy
         self._now = now
@@ -145,7 +149,7 @@ class HkdfDrbg:
     def generate(self, n: int) -> bytes:
         """``n`` random bytes; reseeds from OS entropy first when the policy says so."""
         if n < 0:
-            raise ValueError("drbg: negative length")
+            raise ValueError("kms: drbg: negative length")
         with self._lock:
             self._check_augmented()
             if self._reseed_due(n):
@@ -162,6 +166,10 @@ class HkdfDrbg:
             self._bytes += n
             return bytes(out)
 
+    def random_bytes(self, n: int) -> bytes:
+        """Same as :meth:`generate`; makes the DRBG a ``kms_client.rng.RandomSource``."""
+        return self.generate(n)
+
     def reseed(self, additional: bytes = b"") -> None:
         """Mix fresh OS entropy (and ``additional``) into the state now."""
         with self._lock:
@@ -171,7 +179,7 @@ class HkdfDrbg:
     def augment(self, root_entropy: bytes) -> None:
         """Reseed from OS entropy plus ``root_entropy`` (>= 32 bytes of root RNG output)."""
         if len(root_entropy) < _MIN_ROOT_ENTROPY:
-            raise DrbgError(f"drbg: root entropy too short ({len(root_entropy)} bytes)")
+            raise DrbgError(f"kms: drbg: root entropy too short ({len(root_entropy)} bytes)")
         with self._lock:
             self._reseed_locked(root_entropy)
             self._augmented_at = self._now()
@@ -180,7 +188,7 @@ class HkdfDrbg:
     def _fresh(self, additional: bytes) -> bytes:
         entropy = self._entropy(_OS_ENTROPY_BYTES)
         if len(entropy) != _OS_ENTROPY_BYTES:
-            raise DrbgError("drbg: os entropy source returned a short read")
+            raise DrbgError("kms: drbg: os entropy source returned a short read")
         return entropy + _frame(additional)
 
     def _reseed_locked(self, additional: bytes) -> None:
@@ -204,9 +212,9 @@ class HkdfDrbg:
         if max_age is None:
             return
         if self._augmented_at is None:
-            raise DrbgError("drbg: no root entropy yet (augmentation required)")
+            raise DrbgError("kms: drbg: no root entropy yet (augmentation required)")
         if self._now() - self._augmented_at > max_age:
-            raise DrbgError("drbg: root entropy is stale (last root reseed too old)")
+            raise DrbgError("kms: drbg: root entropy is stale (last root reseed too old)")
 
 
 class DrbgReseeder:
@@ -226,12 +234,12 @@ class DrbgReseeder:
         nbytes: int = 48,
     ) -> None:
         if interval <= 0:
-            raise ValueError("drbg: reseeder interval must be positive")
+            raise ConfigError("kms: drbg: reseeder interval must be positive")
         if nbytes < _MIN_ROOT_ENTROPY:
-            raise ValueError("drbg: reseeder must fetch at least 32 bytes")
+            raise ConfigError("kms: drbg: reseeder must fetch at least 32 bytes")
         max_age = drbg.policy.augment_max_age
         if max_age is not None and max_age <= interval:
-            raise ValueError("drbg: augment_max_age must exceed the reseeder interval")
+            raise ConfigError("kms: drbg: augment_max_age must exceed the reseeder interval")
         self._drbg = drbg
         self._source = source
         self._interval = interval
@@ -244,10 +252,10 @@ class DrbgReseeder:
             data = await self._source(self._nbytes)
         except GatewayError as e:
             AUGMENT_FAILURES.inc()
-            raise DrbgError(f"drbg: root rng failed: {e}") from e
+            raise DrbgError(f"kms: drbg: root rng failed: {e}") from e
         if data is None:
             AUGMENT_FAILURES.inc()
-            raise DrbgError("drbg: root has no rng")
+            raise DrbgError("kms: drbg: root has no rng")
         self._drbg.augment(data)
 
     async def run(self) -> None:

@@ -12,8 +12,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from kms_client import rng
 from kms_client.drbg import DrbgError, DrbgReseeder, HkdfDrbg, ReseedPolicy
-from tokengate.errors import GatewayError
+from kms_client.errors import KmsError
+from tokengate.errors import ConfigError, GatewayError
 
 LABEL = b"tokengate/drbg/v1"
 
@@ -235,7 +237,7 @@ def test_negative_length_refused() -> None:
     [{"interval": 0}, {"max_bytes": 0}, {"max_requests": 0}, {"augment_max_age": 0}],
 )
 def test_policy_validation(kwargs: dict[str, float]) -> None:
-    with pytest.raises(ValueError, match="drbg:"):
+    with pytest.raises(ConfigError, match="drbg:"):
         ReseedPolicy(**kwargs)  # type: ignore[arg-type]
 
 
@@ -260,7 +262,7 @@ def test_augmentation_stale_refuses_then_recovers() -> None:
     clock.t += 1
     with pytest.raises(DrbgError, match="stale") as info:
         d.generate(16)
-    assert isinstance(info.value, GatewayError)
+    assert isinstance(info.value, KmsError)
     assert info.value.status == 503
     d.augment(b"s" * 32)
     assert len(d.generate(16)) == 16
@@ -353,5 +355,17 @@ async def test_root_failure_becomes_drbg_error() -> None:
 )
 def test_reseeder_validation(interval: float, nbytes: int, max_age: float | None) -> None:
     d = HkdfDrbg(policy=ReseedPolicy(augment_max_age=max_age))
-    with pytest.raises(ValueError, match="drbg:"):
+    with pytest.raises(ConfigError, match="drbg:"):
         DrbgReseeder(d, CountingRoot().random, interval=interval, nbytes=nbytes)
+
+
+def test_drbg_is_the_installable_rng() -> None:
+    d = HkdfDrbg(entropy=fixed(ENTROPY), name="hkdf-drbg+test")
+    expected = HkdfDrbg(entropy=fixed(ENTROPY)).generate(24)
+    rng.install(d)
+    try:
+        assert rng.source_name() == "hkdf-drbg+test"
+        assert rng.random_bytes(24) == expected
+    finally:
+        rng.uninstall(d)
+    assert rng.source_name() == "os.urandom"
