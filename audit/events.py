@@ -1,0 +1,107 @@
+"""The central declaration table of audit events: name -> allowed fields.
+
+Every event any package emits is declared here, in one place, so a reviewer
+sees at a glance everything the audit log can ever contain. ``emit()`` refuses
+undeclared events, undeclared fields and wrongly typed values.
+
+Rules for declarations:
+- names are ``<area>.<action>`` in lowercase (``key.rotate``, ``session.create``);
+- fields are ``snake_case`` and carry identifiers, digests, counts, outcomes:
+  never a token, a plaintext value, a key, a secret, a password or a body;
+- a field is ``required=True`` when the event means nothing without it;
+- each package adds its events in ITS OWN clearly headed block below
+  (``# ---- <package>: <what> ----``) and edits no other package's block;
+- a name can be declared once; a duplicate stops the import.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from types import MappingProxyType
+
+from audit.errors import AuditSchemaError
+from audit.schema import (
+    EVENT_NAME,
+    FIELD_NAME,
+    EventSchema,
+    FieldSpec,
+    flag,
+    integer,
+    text,
+    text_list,
+)
+
+__all__ = ["declare", "declared_events", "flag", "integer", "schema_for", "text", "text_list"]
+
+_DECLARED: dict[str, EventSchema] = {}
+
+
+def declare(name: str, description: str, *, internal: bool = False, **fields: FieldSpec) -> None:
+    """Add one event type to the table; a bad or duplicate name stops the import."""
+    if not EVENT_NAME.match(name):
+        raise AuditSchemaError(f"audit: event name '{name}' is not <area>.<action> in lowercase")
+    if name in _DECLARED:
+        raise AuditSchemaError(f"audit: event '{name}' is declared twice")
+    for key in fields:
+        if not FIELD_NAME.match(key):
+            raise AuditSchemaError(f"audit: event '{name}' field '{key}' is not snake_case")
+    _DECLARED[name] = EventSchema(name, description, MappingProxyType(dict(fields)), internal)
+
+
+def declared_events() -> Mapping[str, EventSchema]:
+    """Every declared event type, read-only."""
+    return MappingProxyType(_DECLARED)
+
+
+def schema_for(event: str, *, internal: bool = False) -> EventSchema:
+    """The schema of ``event``; unknown events (and internal ones, unless asked) are refused."""
+    schema = _DECLARED.get(event)
+    if schema is None or schema.internal != internal:
+        shown = f"'{event}'" if EVENT_NAME.match(event) and len(event) <= 64 else "(invalid name)"
+        raise AuditSchemaError(f"audit: unknown event {shown}")
+    return schema
+
+
+# ---- audit: the log's own entries (written by audit/, never by emit()) ----
+
+declare(
+    "audit.checkpoint",
+    "signed checkpoint over the chain up to the entry before it",
+    internal=True,
+    covers_seq=integer(required=True, minimum=0),
+    covers_hash=text(required=True, max_length=64),
+    count=integer(required=True, minimum=1),
+    kid=text(required=True, max_length=64),
+    final=flag(required=True),
+    sig=text(required=True, max_length=128),
+)
+
+# ---- proxy: gateway lifecycle ----
+
+declare(
+    "gateway.start",
+    "a gateway worker started serving",
+    version=text(required=True, max_length=64),
+    mode=text(required=True, max_length=32),
+    workers=integer(minimum=0),
+    config_digest=text(max_length=128),
+)
+declare(
+    "gateway.stop",
+    "a gateway worker stopped serving",
+    reason=text(max_length=256),
+)
+
+# ---- policy: configuration reloads ----
+
+declare(
+    "policy.reload",
+    "a configuration/policy reload was applied or rejected",
+    result=text(required=True, choices={"ok", "rejected"}),
+    config_digest=text(max_length=128),
+    files=integer(minimum=0),
+    reason=text(max_length=512),
+)
+
+# ---- other packages: add your block below, headed like the ones above ----
+# e.g. "# ---- kms_client: keys and keyring ----" then declare("key.rotate", ...)
