@@ -105,3 +105,116 @@ declare(
 
 # ---- other packages: add your block below, headed like the ones above ----
 # e.g. "# ---- kms_client: keys and keyring ----" then declare("key.rotate", ...)
+
+# ---- kms_client: keys and keyring ----
+# Lifecycle acts are emitted with result "requested" before they are committed
+# (an audit failure refuses the act) and "ok" or "failed" once known. Fields
+# carry purposes, version numbers, backend descriptions and error codes only.
+
+_KMS_RESULT = text(required=True, choices={"requested", "ok", "failed"})
+_KMS_TRIGGER = text(choices={"manual", "schedule", "usage", "startup"})
+
+declare(
+    "key.create",
+    "a purpose got its first key version",
+    purpose=text(required=True, max_length=64),
+    version=integer(required=True, minimum=1),
+    kind=text(choices={"aead", "prf", "signing"}),
+    keyring_version=integer(minimum=1),
+    result=_KMS_RESULT,
+    reason=text(max_length=256),
+    actor=text(max_length=128),
+)
+declare(
+    "key.rotate",
+    "a purpose got a new primary key version",
+    purpose=text(required=True, max_length=64),
+    version=integer(minimum=1),
+    previous=integer(minimum=1),
+    trigger=_KMS_TRIGGER,
+    keyring_version=integer(minimum=1),
+    result=_KMS_RESULT,
+    reason=text(max_length=256),
+    actor=text(max_length=128),
+)
+declare(
+    "key.revoke",
+    "a key version was revoked: it refuses to decrypt",
+    purpose=text(required=True, max_length=64),
+    version=integer(required=True, minimum=1),
+    keyring_version=integer(minimum=1),
+    result=_KMS_RESULT,
+    reason=text(max_length=256),
+    actor=text(max_length=128),
+)
+declare(
+    "key.destroy",
+    "a key version was destroyed (crypto-shredded) and the KWK rotated",
+    purpose=text(required=True, max_length=64),
+    version=integer(required=True, minimum=1),
+    keyring_version=integer(minimum=1),
+    kwk_version=integer(minimum=1),
+    result=_KMS_RESULT,
+    reason=text(max_length=256),
+    actor=text(max_length=128),
+)
+declare(
+    "keyring.kwk_rotate",
+    "the keyring was re-wrapped under a new keyring-wrapping key",
+    kwk_version=integer(minimum=1),
+    previous=integer(minimum=1),
+    keyring_version=integer(minimum=1),
+    result=_KMS_RESULT,
+    reason=text(max_length=256),
+    actor=text(max_length=128),
+)
+declare(
+    "keyring.kwk_destroy",
+    "an old keyring-wrapping key was destroyed in the root backend",
+    kwk_version=integer(required=True, minimum=1),
+    result=_KMS_RESULT,
+    reason=text(max_length=256),
+)
+declare(
+    "keyring.unseal",
+    "key material was loaded into memory through the root backend",
+    root=text(max_length=256),
+    store=text(max_length=256),
+    keyring_version=integer(minimum=1),
+    rng=text(max_length=64),
+    result=_KMS_RESULT,
+    reason=text(max_length=256),
+    actor=text(max_length=128),
+)
+declare(
+    "keyring.seal",
+    "all key material was dropped from memory",
+    reason=text(max_length=256),
+    actor=text(max_length=128),
+)
+declare(
+    "keyring.refresh",
+    "a replica picked up a keyring version written elsewhere, or refused one",
+    keyring_version=integer(required=True, minimum=1),
+    previous=integer(minimum=1),
+    result=text(required=True, choices={"ok", "failed"}),
+    reason=text(max_length=256),
+)
+declare(
+    "keyring.rewrap",
+    "stored ciphertexts of one source were moved to the primary key versions",
+    source=text(required=True, max_length=64),
+    rewrapped=integer(minimum=0),
+    remaining=integer(minimum=0),
+    result=_KMS_RESULT,
+    reason=text(max_length=256),
+    actor=text(max_length=128),
+)
+declare(
+    "kms.root_error",
+    "the root backend failed (unreachable, refused, wrong root)",
+    root=text(required=True, max_length=256),
+    operation=text(required=True, max_length=64),
+    error=text(required=True, max_length=64),
+    reason=text(max_length=256),
+)
