@@ -1,0 +1,72 @@
+"""The gateway's own audit events: start, stop and configuration reloads.
+
+The checkpoint signer is a local Ed25519 key under the data dir for now
+(created on first start in development; it must already exist in production).
+Recording a reload that cannot be persisted refuses the reload.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from audit import AuditLog, Ed25519CheckpointSigner, open_audit_log
+from proxy.readiness import ReadinessCheck
+from proxy.settings import Settings
+from tokengate import __version__
+
+
+@dataclass(slots=True)
+class GatewayAudit:
+    """The worker's audit log plus the gateway events it records."""
+
+    log: AuditLog
+
+    @classmethod
+    async def open(cls, settings: Settings) -> GatewayAudit:
+        """Open this process's chain in the configured sinks."""
+        cfg = settings.gateway.audit
+        key_path = (
+            cfg.checkpoint_key
+            if cfg.checkpoint_key.is_absolute()
+            else settings.data_dir / cfg.checkpoint_key
+        )
+        if settings.production:
+            signer = await asyncio.to_thread(Ed25519CheckpointSigner.load, key_path)
+        else:
+            signer = await asyncio.to_thread(Ed25519CheckpointSigner.load_or_create, key_path)
+        log = await open_audit_log(cfg, data_dir=settings.data_dir, signer=signer)
+        return cls(log)
+
+    async def record_start(self, settings: Settings, *, workers: int) -> None:
+        """``gateway.start``: refuses to serve if it cannot be recorded."""
+        await self.log.emit(
+            "gateway.start",
+            version=__version__,
+            mode=settings.gateway.mode,
+            workers=workers,
+            config_digest=settings.digest,
+        )
+
+    async def record_stop(self, reason: str) -> None:
+        """``gateway.stop``."""
+        await self.log.emit("gateway.stop", reason=reason)
+
+    async def record_reload(self, result: str, new: Settings | None, reason: str) -> None:
+        """``policy.reload``; raising here refuses the reload."""
+        await self.log.emit(
+            "policy.reload",
+            result=result,
+            config_digest=new.digest if new is not None else None,
+            files=len(new.files) if new is not None else 0,
+            reason=reason,
+        )
+
+    def readiness_checks(self) -> Iterable[ReadinessCheck]:
+        """Checks for the audit sinks (none for a local file)."""
+        return ()
+
+    async def close(self) -> None:
+        """Write the closing checkpoint and close the sinks."""
+        await self.log.close()

@@ -1,0 +1,162 @@
+"""Forwarding one HTTP request upstream and streaming the answer back.
+
+Bodies are never buffered here: the request body is read chunk by chunk and
+written upstream as it arrives, the response likewise, with backpressure on
+both sides, so memory stays bounded whatever the body size. The body limit is
+checked on the declared Content-Length before connecting and on the bytes
+actually read while streaming.
+
+Failure rules: refused or unreachable upstream -> 502, timeout -> 504, body
+over the limit -> 413, all before the response starts. Once response bytes
+have gone to the client, a failure can only abort the connection: the client
+must see a broken message, never a clean end of a truncated body.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+
+import aiohttp
+from aiohttp import web
+from multidict import CIMultiDict
+
+from proxy.errors import ProxyError
+from proxy.headers import ClientView, set_forwarding, strip_hop_by_hop
+
+log = logging.getLogger("tokengate.forward")
+CHUNK = 64 * 1024
+_NO_BODY_STATUS = frozenset((204, 304))
+
+
+class BodyTooLarge(Exception):
+    """The client sent more body bytes than the route allows."""
+
+
+@dataclass(frozen=True, slots=True)
+class ForwardPlan:
+    """Everything the forwarder needs to know about one request."""
+
+    url: str
+    upstream_host: str
+    body_limit: int
+    connect_timeout: float
+    read_timeout: float
+    trusted_peer: bool
+    request_id: str
+
+
+class LimitedBody:
+    """The client's body as an async iterator that stops past ``limit`` bytes.
+
+    aiohttp's client wraps an exception raised while sending a body into a
+    connection error, so the limiter also remembers that it fired.
+    """
+
+    def __init__(self, stream: aiohttp.StreamReader, limit: int) -> None:
+        self._stream = stream
+        self._limit = limit
+        self.exceeded = False
+
+    async def __aiter__(self) -> AsyncIterator[bytes]:
+        seen = 0
+        async for chunk in self._stream.iter_any():
+            seen += len(chunk)
+            if seen > self._limit:
+                self.exceeded = True
+                raise BodyTooLarge
+            yield chunk
+
+
+def upstream_headers(request: web.Request, plan: ForwardPlan) -> CIMultiDict[str]:
+    """The request headers as the upstream sees them."""
+    out = strip_hop_by_hop(request.headers, drop=("Host", "Expect", "Content-Length"))
+    out["Host"] = plan.upstream_host
+    view = ClientView(peer=request.remote, scheme=request.scheme, host=request.host)
+    set_forwarding(out, request.headers, view, trusted=plan.trusted_peer)
+    out["X-Request-ID"] = plan.request_id
+    if request.content_length is not None:
+        out["Content-Length"] = str(request.content_length)
+    return out
+
+
+def _response_headers(up: aiohttp.ClientResponse) -> CIMultiDict[str]:
+    return strip_hop_by_hop(up.headers, drop=("Content-Length",))
+
+
+async def forward(
+    request: web.Request, session: aiohttp.ClientSession, plan: ForwardPlan
+) -> web.StreamResponse:
+    """Send ``request`` upstream per ``plan`` and stream the answer to the client."""
+    if request.content_length is not None and request.content_length > plan.body_limit:
+        raise ProxyError("payload_too_large", "declared content-length over the route limit")
+    body = LimitedBody(request.content, plan.body_limit) if request.body_exists else None
+    timeout = aiohttp.ClientTimeout(
+        total=None,
+        sock_connect=plan.connect_timeout,
+        connect=plan.connect_timeout,
+        sock_read=plan.read_timeout,
+    )
+    try:
+        async with session.request(
+            request.method,
+            plan.url,
+            headers=upstream_headers(request, plan),
+            data=body.__aiter__() if body is not None else None,
+            allow_redirects=False,
+            timeout=timeout,
+        ) as upstream:
+            return await _relay(request, upstream, plan)
+    except BodyTooLarge as e:
+        raise ProxyError("payload_too_large", "streamed body over the route limit") from e
+    except (aiohttp.ClientError, OSError, TimeoutError) as e:
+        if body is not None and body.exceeded:
+            raise ProxyError("payload_too_large", "streamed body over the route limit") from e
+        raise _upstream_error(e) from e
+
+
+def _upstream_error(e: BaseException) -> ProxyError:
+    """Map a client-side failure talking to the upstream onto a public error."""
+    if isinstance(e, aiohttp.ServerTimeoutError | TimeoutError):
+        return ProxyError("upstream_timeout", type(e).__name__)
+    if isinstance(e, aiohttp.ClientResponseError):
+        return ProxyError("bad_gateway", f"upstream response rejected: {type(e).__name__}")
+    return ProxyError("upstream_unavailable", type(e).__name__)
+
+
+async def _relay(
+    request: web.Request, upstream: aiohttp.ClientResponse, plan: ForwardPlan
+) -> web.StreamResponse:
+    resp = web.StreamResponse(status=upstream.status, reason=upstream.reason)
+    resp.headers.extend(_response_headers(upstream))
+    resp.headers["X-Request-ID"] = plan.request_id
+    length = upstream.content_length
+    bodyless = request.method == "HEAD" or upstream.status in _NO_BODY_STATUS
+    if length is not None and not bodyless:
+        resp.content_length = length
+    elif bodyless and "Content-Length" in upstream.headers:
+        resp.headers["Content-Length"] = upstream.headers["Content-Length"]
+    await resp.prepare(request)
+    if bodyless:
+        await resp.write_eof()
+        return resp
+    try:
+        async for chunk in upstream.content.iter_any():
+            await resp.write(chunk)
+    except (aiohttp.ClientError, TimeoutError, asyncio.IncompleteReadError) as e:
+        # Bytes already went out: the only honest signal left is a broken connection.
+        log.warning(
+            "upstream failed mid-response; aborting client connection",
+            extra={"request_id": plan.request_id, "error": type(e).__name__},
+        )
+        if request.transport is not None:
+            request.transport.abort()
+        raise StreamAborted from e
+    await resp.write_eof()
+    return resp
+
+
+class StreamAborted(Exception):
+    """The response had started when the upstream failed; the connection was aborted."""

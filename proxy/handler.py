@@ -1,0 +1,47 @@
+"""The catch-all request handler: match a route, then forward or relay a WebSocket."""
+
+from __future__ import annotations
+
+from aiohttp import web
+from yarl import URL
+
+from policy.routing import NoRoute
+from proxy.errors import ProxyError
+from proxy.forward import ForwardPlan, forward
+from proxy.headers import is_trusted
+from proxy.paths import unsafe_target
+from proxy.state import LIVE, REQUEST_ID, ROUTE_NAME, UPSTREAMS
+from proxy.websocket import is_websocket, relay_websocket
+
+
+async def handle(request: web.Request) -> web.StreamResponse:
+    """Route ``request`` and send it on; every refusal raises ProxyError."""
+    settings = request.app[LIVE].settings
+    if (why := unsafe_target(request.raw_path)) is not None:
+        raise ProxyError("bad_request", why)
+    found = settings.router.match(request.host.split(":", 1)[0], request.method, request.path)
+    if isinstance(found, NoRoute):
+        if found.allowed:
+            raise ProxyError(
+                "method_not_allowed", headers={"Allow": ", ".join(sorted(found.allowed))}
+            )
+        raise ProxyError("not_found")
+    route = found.route
+    request[ROUTE_NAME] = route.name
+    upstream_name = settings.route_upstream[route.name]
+    gw = settings.gateway
+    async with request.app[UPSTREAMS].use(upstream_name) as (session, upstream):
+        plan = ForwardPlan(
+            url=upstream.url + request.raw_path,
+            upstream_host=URL(upstream.url).raw_authority,
+            body_limit=int(route.max_body if route.max_body is not None else gw.limits.max_body),
+            connect_timeout=route.timeouts.connect or upstream.connect_timeout,
+            read_timeout=route.timeouts.read or upstream.read_timeout,
+            trusted_peer=is_trusted(request.remote, gw.trusted_proxies),
+            request_id=request[REQUEST_ID],
+        )
+        if is_websocket(request):
+            if not route.websocket:
+                raise ProxyError("websocket_not_allowed")
+            return await relay_websocket(request, session, plan)
+        return await forward(request, session, plan)

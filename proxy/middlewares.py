@@ -1,0 +1,79 @@
+"""The gateway's middlewares, outermost first: request id + error mapping, metrics.
+
+Each is one concern and holds no per-request state on itself.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+
+from aiohttp import web
+from aiohttp.typedefs import Handler
+
+from proxy import metrics
+from proxy.errors import ProxyError, error_response
+from proxy.forward import StreamAborted
+from proxy.headers import request_id
+from proxy.state import REQUEST_ID, ROUTE_NAME
+from tokengate.errors import GatewayError
+
+log = logging.getLogger("tokengate.proxy")
+_UPSTREAM_KINDS = {
+    "upstream_unavailable": "unavailable",
+    "upstream_timeout": "timeout",
+    "bad_gateway": "bad_response",
+}
+
+
+@web.middleware
+async def errors(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Give every request an id; turn every failure into a fixed JSON error."""
+    rid = request_id(request.headers.get("X-Request-ID"))
+    request[REQUEST_ID] = rid
+    try:
+        return await handler(request)
+    except ProxyError as e:
+        route = request.get(ROUTE_NAME, metrics.UNMATCHED)
+        if (kind := _UPSTREAM_KINDS.get(e.code)) is not None:
+            metrics.UPSTREAM_ERRORS.labels(route, kind).inc()
+        log.info("refused: %s", e, extra={"request_id": rid, "route": route, "status": e.status})
+        return error_response(e.code, rid, headers=e.headers)
+    except StreamAborted:
+        metrics.UPSTREAM_ERRORS.labels(request.get(ROUTE_NAME, metrics.UNMATCHED), "aborted").inc()
+        raise
+    except GatewayError as e:
+        # Another package failed closed (store or key service down, ...).
+        log.warning("failed closed: %s", e, extra={"request_id": rid, "status": e.status})
+        return error_response(e.code, rid, status=e.status)
+    except web.HTTPException as e:
+        return error_response(_http_code(e.status), rid, status=e.status)
+    except Exception:
+        log.exception("unexpected error", extra={"request_id": rid})
+        return error_response("internal_error", rid)
+
+
+def _http_code(status: int) -> str:
+    return {
+        400: "bad_request",
+        404: "not_found",
+        405: "method_not_allowed",
+        413: "payload_too_large",
+    }.get(status, "internal_error")
+
+
+@web.middleware
+async def measure(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Count requests, time them and track how many are in flight."""
+    start = time.perf_counter()
+    metrics.IN_FLIGHT.inc()
+    status = 500
+    try:
+        resp = await handler(request)
+        status = resp.status
+        return resp
+    finally:
+        metrics.IN_FLIGHT.dec()
+        route = request.get(ROUTE_NAME, metrics.UNMATCHED)
+        metrics.REQUESTS.labels(route, metrics.method_label(request.method), str(status)).inc()
+        metrics.LATENCY.labels(route).observe(time.perf_counter() - start)

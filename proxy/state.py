@@ -1,0 +1,30 @@
+"""Typed application state and per-request keys.
+
+The live settings sit behind one mutable reference that reload swaps whole; a
+request reads it once at the start and uses that snapshot throughout, so it
+never sees half of an old config and half of a new one.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from aiohttp import web
+
+from proxy.settings import Settings
+from proxy.upstreams import UpstreamPool
+
+
+@dataclass(slots=True)
+class Live:
+    """The current settings; replaced as a whole by reload."""
+
+    settings: Settings
+
+
+LIVE = web.AppKey("live", Live)
+UPSTREAMS = web.AppKey("upstreams", UpstreamPool)
+
+# Per-request keys (request[KEY]).
+REQUEST_ID = web.RequestKey("request_id", str)
+ROUTE_NAME = web.RequestKey("route", str)

@@ -1,0 +1,123 @@
+"""One gateway worker process: listeners, signals, reload, graceful drain.
+
+Each worker binds the public and admin ports itself with SO_REUSEPORT, so N
+workers share them and the kernel spreads connections. SIGTERM/SIGINT stop
+accepting, let in-flight requests finish up to ``drain_timeout`` (then cancel
+them), write the audit log's closing checkpoint and exit. SIGHUP reloads.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+import ssl
+from contextlib import AsyncExitStack
+from pathlib import Path
+
+import uvloop
+from aiohttp import web
+
+from proxy.accesslog import JsonAccessLogger
+from proxy.admin import build_admin_app
+from proxy.app import build_app
+from proxy.auditing import GatewayAudit
+from proxy.protocol import GatewayRunner
+from proxy.readiness import Readiness, ReadinessCheck, TcpCheck
+from proxy.reload import Reloader
+from proxy.settings import Settings, load_settings
+from proxy.state import Live
+from proxy.upstreams import UpstreamPool
+
+log = logging.getLogger("tokengate.worker")
+
+
+def _tls_context(settings: Settings) -> ssl.SSLContext | None:
+    tls = settings.gateway.listen.tls
+    if tls is None:
+        return None
+    ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    ctx.minimum_version = ssl.TLSVersion.TLSv1_2
+    ctx.load_cert_chain(str(tls.cert), str(tls.key))
+    return ctx
+
+
+async def _start_site(
+    stack: AsyncExitStack,
+    app: web.Application,
+    host: str,
+    port: int,
+    *,
+    drain: float,
+    tls: ssl.SSLContext | None,
+) -> None:
+    runner = GatewayRunner(
+        app, shutdown_timeout=drain, access_log_class=JsonAccessLogger, handle_signals=False
+    )
+    await runner.setup()
+    stack.push_async_callback(runner.cleanup)
+    site = web.TCPSite(runner, host, port, reuse_port=True, ssl_context=tls, backlog=1024)
+    await site.start()
+
+
+async def serve(config_path: Path, *, worker_index: int = 0) -> None:
+    """Run one worker until SIGTERM/SIGINT; raise PolicyError if the config is invalid."""
+    settings = await asyncio.to_thread(load_settings, config_path)
+    gw = settings.gateway
+    live = Live(settings)
+    stop = asyncio.Event()
+    async with AsyncExitStack() as stack:
+        audit = await GatewayAudit.open(settings)
+        stack.push_async_callback(audit.close)
+        pool = UpstreamPool()
+        pool.update(gw.upstreams)
+        stack.push_async_callback(pool.close)
+        reloader = Reloader(live, pool, audit=audit.record_reload)
+
+        def checks() -> list[ReadinessCheck]:
+            upstreams = live.settings.gateway.upstreams.items()
+            found: list[ReadinessCheck] = [TcpCheck.for_upstream(n, u) for n, u in upstreams]
+            return found + list(audit.readiness_checks())
+
+        readiness = Readiness(checks=checks)
+        loop = asyncio.get_running_loop()
+        background: set[asyncio.Task[object]] = set()
+
+        def on_hup() -> None:
+            task = loop.create_task(reloader.reload("SIGHUP"), name="reload-sighup")
+            background.add(task)
+            task.add_done_callback(background.discard)
+
+        loop.add_signal_handler(signal.SIGTERM, stop.set)
+        loop.add_signal_handler(signal.SIGINT, stop.set)
+        loop.add_signal_handler(signal.SIGHUP, on_hup)
+        # Registered before the listeners so they stop (and drain) first.
+        await _start_site(
+            stack, build_admin_app(readiness), gw.admin.host, gw.admin.port, drain=1.0, tls=None
+        )
+        await _start_site(
+            stack,
+            build_app(live, pool),
+            gw.listen.host,
+            gw.listen.port,
+            drain=gw.drain_timeout,
+            tls=_tls_context(settings),
+        )
+        await audit.record_start(settings, workers=worker_index)
+        if gw.reload.watch:
+            watcher = loop.create_task(reloader.watch(gw.reload.interval), name="config-watcher")
+            background.add(watcher)
+        log.info(
+            "worker listening",
+            extra={"worker": worker_index, "digest": settings.digest[:16]},
+        )
+        await stop.wait()
+        log.info("draining", extra={"worker": worker_index})
+        for task in list(background):
+            task.cancel()
+        await audit.record_stop("signal")
+
+
+def run(config_path: Path, *, worker_index: int = 0) -> None:
+    """Process entry point: uvloop event loop running :func:`serve`."""
+    uvloop.run(serve(config_path, worker_index=worker_index))
