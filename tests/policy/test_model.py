@@ -65,7 +65,8 @@ def test_route_without_auth_rule_is_refused(tmp_path: Path) -> None:
 
 def test_duplicate_yaml_key_is_refused(tmp_path: Path) -> None:
     problems = lint(tmp_path, f"routes:\n{OK_ROUTE}routes: []\n")
-    assert problems and "duplicate key 'routes'" in problems[0]
+    assert problems
+    assert "duplicate key 'routes'" in problems[0]
 
 
 def test_yaml_syntax_error_has_position(tmp_path: Path) -> None:

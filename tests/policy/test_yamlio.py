@@ -29,7 +29,7 @@ def test_missing_env_names_path_not_value(tmp_path: Path) -> None:
 
 
 def test_unreadable_file(tmp_path: Path) -> None:
-    with pytest.raises(PolicyError, match="missing.yaml: cannot read file"):
+    with pytest.raises(PolicyError, match=r"missing\.yaml: cannot read file"):
         read_yaml(tmp_path / "missing.yaml", label="missing.yaml")
 
 
