@@ -27,11 +27,7 @@ class GatewayAudit:
     async def open(cls, settings: Settings) -> GatewayAudit:
         """Open this process's chain in the configured sinks."""
         cfg = settings.gateway.audit
-        key_path = (
-            cfg.checkpoint_key
-            if cfg.checkpoint_key.is_absolute()
-            else settings.data_dir / cfg.checkpoint_key
-        )
+        key_path = cfg.key_path(settings.data_dir)
         if settings.production:
             signer = await asyncio.to_thread(Ed25519CheckpointSigner.load, key_path)
         else:

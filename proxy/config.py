@@ -15,6 +15,7 @@ from urllib.parse import urlsplit
 
 from pydantic import ByteSize, Field, field_validator, model_validator
 
+from audit.config import AuditConfig
 from policy.types import Bytes, Duration, StrictModel
 
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
@@ -99,7 +100,7 @@ class Logging(StrictModel):
 
 
 class GatewayConfig(StrictModel):
-    """``gateway.yaml``."""
+    """The gateway file: listeners, upstreams, limits, and each package's section."""
 
     mode: Literal["development", "production"] = Field(
         "development", description="production turns insecure defaults into start-up errors"
@@ -120,6 +121,7 @@ class GatewayConfig(StrictModel):
     limits: Limits = Field(default_factory=Limits, description="request limits")
     reload: Reload = Field(default_factory=Reload, description="hot reload")
     logging: Logging = Field(default_factory=Logging, description="logging")
+    audit: AuditConfig = Field(default_factory=AuditConfig, description="tamper-evident audit log")
 
     @model_validator(mode="after")
     def _upstreams(self) -> GatewayConfig:

@@ -117,7 +117,7 @@ def load_settings(config_path: Path, *, env: Mapping[str, str] | None = None) ->
     for f in files:
         digest.update(str(f).encode() + b"\0" + f.read_bytes() + b"\0")
     data_dir = gateway.data_dir if gateway.data_dir.is_absolute() else base / gateway.data_dir
-    return Settings(
+    settings = Settings(
         gateway=gateway,
         config_path=config_path,
         data_dir=data_dir,
@@ -127,3 +127,9 @@ def load_settings(config_path: Path, *, env: Mapping[str, str] | None = None) ->
         files=files,
         digest=digest.hexdigest(),
     )
+    if settings.production:
+        from proxy.production import production_problems
+
+        if problems := production_problems(settings):
+            raise PolicyError(problems)
+    return settings
