@@ -11,7 +11,8 @@ import asyncio
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from audit import AuditLog, Ed25519CheckpointSigner, open_audit_log
+from audit.log import AuditLog, open_audit_log
+from audit.signer import Ed25519CheckpointSigner
 from proxy.readiness import ReadinessCheck
 from proxy.settings import Settings
 from tokengate import __version__
@@ -23,16 +24,25 @@ class GatewayAudit:
 
     log: AuditLog
 
+    @staticmethod
+    def checkpoint_signer(settings: Settings) -> Ed25519CheckpointSigner:
+        """Load the checkpoint key; in development create it on first start.
+
+        The supervisor calls this once before spawning workers, so concurrent
+        workers never race to create two different keys.
+        """
+        path = settings.gateway.audit.key_path(settings.data_dir)
+        if settings.production:
+            return Ed25519CheckpointSigner.load(path)
+        return Ed25519CheckpointSigner.load_or_create(path)
+
     @classmethod
     async def open(cls, settings: Settings) -> GatewayAudit:
         """Open this process's chain in the configured sinks."""
-        cfg = settings.gateway.audit
-        key_path = cfg.key_path(settings.data_dir)
-        if settings.production:
-            signer = await asyncio.to_thread(Ed25519CheckpointSigner.load, key_path)
-        else:
-            signer = await asyncio.to_thread(Ed25519CheckpointSigner.load_or_create, key_path)
-        log = await open_audit_log(cfg, data_dir=settings.data_dir, signer=signer)
+        signer = await asyncio.to_thread(cls.checkpoint_signer, settings)
+        log = await open_audit_log(
+            settings.gateway.audit, data_dir=settings.data_dir, signer=signer
+        )
         return cls(log)
 
     async def record_start(self, settings: Settings, *, workers: int) -> None:
@@ -60,8 +70,8 @@ class GatewayAudit:
         )
 
     def readiness_checks(self) -> Iterable[ReadinessCheck]:
-        """Checks for the audit sinks (none for a local file)."""
-        return ()
+        """The audit log is usable: not failed, not closed."""
+        return (self.log.readiness_check(),)
 
     async def close(self) -> None:
         """Write the closing checkpoint and close the sinks."""

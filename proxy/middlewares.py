@@ -11,8 +11,9 @@ import time
 from aiohttp import web
 from aiohttp.typedefs import Handler
 
+from audit.errors import AuditError
 from proxy import metrics
-from proxy.errors import ProxyError, error_response
+from proxy.errors import PUBLIC_ERRORS, ProxyError, error_response
 from proxy.forward import StreamAborted
 from proxy.headers import request_id
 from proxy.state import REQUEST_ID, ROUTE_NAME
@@ -42,15 +43,22 @@ async def errors(request: web.Request, handler: Handler) -> web.StreamResponse:
     except StreamAborted:
         metrics.UPSTREAM_ERRORS.labels(request.get(ROUTE_NAME, metrics.UNMATCHED), "aborted").inc()
         raise
-    except GatewayError as e:
-        # Another package failed closed (store or key service down, ...).
+    except (GatewayError, AuditError) as e:
+        # Another package failed closed (store, key service or audit sink down, ...).
         log.warning("failed closed: %s", e, extra={"request_id": rid, "status": e.status})
-        return error_response(e.code, rid, status=e.status)
+        return error_response(_public_code(e.code, e.status), rid, status=e.status)
     except web.HTTPException as e:
         return error_response(_http_code(e.status), rid, status=e.status)
     except Exception:
         log.exception("unexpected error", extra={"request_id": rid})
         return error_response("internal_error", rid)
+
+
+def _public_code(code: str, status: int) -> str:
+    """A package's error code when it is a public one, else the generic one for its status."""
+    if code in PUBLIC_ERRORS:
+        return code
+    return "service_unavailable" if status == 503 else "internal_error"
 
 
 def _http_code(status: int) -> str:

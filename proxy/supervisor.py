@@ -21,6 +21,7 @@ from multiprocessing.process import BaseProcess
 from pathlib import Path
 from types import FrameType
 
+from proxy.auditing import GatewayAudit
 from proxy.logs import setup_logging
 from proxy.settings import load_settings
 
@@ -132,6 +133,7 @@ def serve_main(config_path: Path, workers: int | None) -> int:
     """``tokengate serve``: raises PolicyError when the config is invalid."""
     settings = load_settings(config_path)
     setup_logging(settings.gateway.logging.level)
+    GatewayAudit.checkpoint_signer(settings)  # create once, before workers race for it
     n = worker_count(workers, settings.gateway.workers)
     if n == 1:
         from proxy.worker import run

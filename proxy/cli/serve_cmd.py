@@ -7,7 +7,9 @@ from pathlib import Path
 
 import click
 
+from audit.errors import AuditError
 from policy.errors import PolicyError
+from tokengate.errors import GatewayError
 
 
 @click.command("serve")
@@ -31,6 +33,12 @@ def serve(config_path: Path, workers: int | None) -> None:
         click.echo("tokengate: invalid configuration:", err=True)
         for problem in e.problems:
             click.echo(f"  {problem}", err=True)
+        sys.exit(2)
+    except (GatewayError, AuditError) as e:
+        click.echo(f"tokengate: cannot start: {e}", err=True)
+        sys.exit(2)
+    except OSError as e:
+        click.echo(f"tokengate: cannot start: {e.strerror or type(e).__name__}", err=True)
         sys.exit(2)
     sys.exit(code)
 

@@ -1,0 +1,65 @@
+"""``tokengate policy lint``: the same validation as start-up, with exit codes."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from click.testing import CliRunner
+
+from proxy.cli import _register, cli
+
+ROOT = Path(__file__).resolve().parents[3]
+
+
+def run(*args: str) -> tuple[int, str, str]:
+    _register()
+    result = CliRunner().invoke(cli, list(args))
+    return result.exit_code, result.stdout, result.stderr
+
+
+def test_example_config_lints_clean() -> None:
+    code, out, _ = run("policy", "lint", str(ROOT / "config" / "gateway.yaml"))
+    assert code == 0
+    assert "ok" in out
+
+
+def test_bad_policy_named_with_file_and_path(tmp_path: Path) -> None:
+    bad = tmp_path / "users.yaml"
+    bad.write_text(
+        "routes:\n"
+        "  - {name: a, match: {path: /a}, allow_unauthenticated: true}\n"
+        "  - {name: b, match: {path: /b}, allow_unauthenticated: true}\n"
+        "  - {name: c, match: {path: '/api/users/{id'}, allow_unauthenticated: true}\n"
+    )
+    code, _, err = run("policy", "lint", str(bad))
+    assert code == 1
+    assert f"{bad}: routes[2].match.path: unbalanced '{{'" in err
+
+
+def test_duplicates_across_files(tmp_path: Path) -> None:
+    one, two = tmp_path / "one.yaml", tmp_path / "two.yaml"
+    route = "routes:\n  - {name: same, match: {prefix: /x}, allow_unauthenticated: true}\n"
+    one.write_text(route)
+    two.write_text(route.replace("/x", "/y"))
+    code, _, err = run("policy", "lint", str(one), str(two))
+    assert code == 1
+    assert "route 'same' is already declared in" in err
+    two.write_text(route.replace("same", "other"))
+    code, _, err = run("policy", "lint", str(one), str(two))
+    assert code == 1
+    assert "match the same requests" in err
+    two.write_text(route.replace("same", "other").replace("/x", "/y"))
+    assert run("policy", "lint", str(one), str(two))[0] == 0
+
+
+def test_gateway_with_unknown_upstream(tmp_path: Path) -> None:
+    (tmp_path / "policies").mkdir()
+    (tmp_path / "policies" / "r.yaml").write_text(
+        "routes:\n  - {name: r, match: {prefix: /}, upstream: nowhere,"
+        " allow_unauthenticated: true}\n"
+    )
+    gw = tmp_path / "gateway.yaml"
+    gw.write_text("upstreams:\n  app: {url: 'http://127.0.0.1:1'}\n")
+    code, _, err = run("policy", "lint", str(gw))
+    assert code == 1
+    assert "policies/r.yaml: routes[0].upstream: unknown upstream 'nowhere'" in err
