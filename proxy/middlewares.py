@@ -16,7 +16,7 @@ from proxy import metrics
 from proxy.errors import PUBLIC_ERRORS, ProxyError, error_response
 from proxy.forward import StreamAborted
 from proxy.headers import request_id
-from proxy.state import REQUEST_ID, ROUTE_NAME
+from proxy.state import REQUEST_ID, ROUTE_NAME, STARTED
 from tokengate.errors import GatewayError
 
 log = logging.getLogger("tokengate.proxy")
@@ -30,6 +30,7 @@ _UPSTREAM_KINDS = {
 @web.middleware
 async def errors(request: web.Request, handler: Handler) -> web.StreamResponse:
     """Give every request an id; turn every failure into a fixed JSON error."""
+    request[STARTED] = time.perf_counter()
     rid = request_id(request.headers.get("X-Request-ID"))
     request[REQUEST_ID] = rid
     try:

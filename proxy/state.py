@@ -28,3 +28,4 @@ UPSTREAMS = web.AppKey("upstreams", UpstreamPool)
 # Per-request keys (request[KEY]).
 REQUEST_ID = web.RequestKey("request_id", str)
 ROUTE_NAME = web.RequestKey("route", str)
+STARTED = web.RequestKey("started", float)  # time.perf_counter() when the gateway took the request

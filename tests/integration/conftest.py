@@ -28,15 +28,17 @@ def launch(tmp_path: Path) -> Iterator[Launcher]:
         workers: int = 1,
         extra: str = "",
         directory: Path | None = None,
+        tls: tuple[Path, Path] | None = None,
     ) -> GatewayProcess:
         directory = directory or tmp_path
         port, admin = free_port(), free_port()
         config = write_config(directory, upstream, routes, gateway_extra=extra)
         text = config.read_text()
         text = text.replace("workers: 1", f"workers: {workers}")
-        text = _set_ports(text, port, admin)
+        text = _set_ports(text, port, admin, tls)
         config.write_text(text)
         gw = start_gateway(config, port, admin, workers=workers)
+        gw.scheme = "https" if tls else "http"
         started.append(gw)
         return gw
 
@@ -45,11 +47,12 @@ def launch(tmp_path: Path) -> Iterator[Launcher]:
         gw.stop()
 
 
-def _set_ports(text: str, port: int, admin: int) -> str:
+def _set_ports(text: str, port: int, admin: int, tls: tuple[Path, Path] | None) -> str:
     lines = []
+    tls_part = f", tls: {{cert: '{tls[0]}', key: '{tls[1]}'}}" if tls else ""
     for line in text.splitlines():
         if line.startswith("listen:"):
-            line = f"listen: {{host: 127.0.0.1, port: {port}}}"
+            line = f"listen: {{host: 127.0.0.1, port: {port}{tls_part}}}"
         elif line.startswith("admin:"):
             line = f"admin: {{host: 127.0.0.1, port: {admin}}}"
         lines.append(line)
