@@ -1,0 +1,1 @@
+"""Benchmarks of the gateway core against its peers; see bench/README.md."""
