@@ -1,0 +1,195 @@
+"""The gateway benchmark: every target in one run, same backend, same wrk settings.
+
+Targets, one after the other (only one proxy runs at a time, so they never
+compete for the two cores): the demo backend directly, nginx, the reference
+aiohttp proxy, tokengate with 1 and 2 workers (access log on, then off), and
+mitmdump. Each is started on free ports, probed until it answers, warmed up,
+measured, and stopped. Endpoints: ``GET /healthz`` (tiny, no session) and a
+logged-in ``GET /api/users?limit=10`` (a realistic JSON list, cookie sent by wrk).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import subprocess
+import tempfile
+import urllib.request
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from bench import targets
+from bench.loadgen import WrkSettings, run_wrk
+from bench.procs import BenchError, Servers, free_port, http_status, sigterm_as_interrupt
+from bench.report import Measurement, Report
+
+SEED_RECORDS = 10
+
+
+@dataclass(frozen=True, slots=True)
+class Endpoint:
+    """One request shape wrk repeats."""
+
+    name: str
+    path: str
+    headers: dict[str, str]
+
+
+def _post_json(url: str, body: object, cookie: str | None = None) -> tuple[int, str | None]:
+    """POST JSON; the status and the Set-Cookie header."""
+    headers = {"Content-Type": "application/json"}
+    if cookie:
+        headers["Cookie"] = cookie
+    req = urllib.request.Request(url, data=json.dumps(body).encode(), headers=headers)
+    with urllib.request.urlopen(req, timeout=10) as resp:
+        resp.read()
+        return int(resp.status), resp.headers.get("Set-Cookie")
+
+
+def prepare_endpoints(backend: str) -> list[Endpoint]:
+    """Log in as alice on the backend, seed records, and describe both endpoints."""
+    _, set_cookie = _post_json(f"{backend}/login", {"username": "alice", "password": "alice"})
+    if not set_cookie:
+        raise BenchError("demo backend: login set no cookie")
+    cookie = set_cookie.split(";", 1)[0]
+    for i in range(SEED_RECORDS):
+        record = {
+            "name": f"Bench User {i}",
+            "email": f"bench{i}@example.com",
+            "ssn": "078-05-1120",
+            "card_number": "4111111111111111",
+        }
+        status, _ = _post_json(f"{backend}/api/users", record, cookie)
+        if status != 201:
+            raise BenchError(f"demo backend: seeding answered {status}")
+    return [
+        Endpoint("healthz", "/healthz", {}),
+        Endpoint("users-json", f"/api/users?limit={SEED_RECORDS}", {"Cookie": cookie}),
+    ]
+
+
+def _factories(
+    workdir: Path, backend_port: int
+) -> list[tuple[str, Callable[[], targets.Launch] | None]]:
+    """Targets in run order; ``None`` means the backend itself (already running)."""
+    p = backend_port
+
+    def tg(workers: int, log: bool) -> Callable[[], targets.Launch]:
+        return lambda: targets.tokengate(
+            free_port(), free_port(), p, workdir, workers=workers, access_log=log
+        )
+
+    return [
+        ("direct", None),
+        ("nginx", lambda: targets.nginx(free_port(), p, workdir)),
+        ("ref-aiohttp", lambda: targets.ref_proxy(free_port(), p)),
+        ("tokengate-1w", tg(1, True)),
+        ("tokengate-1w-nolog", tg(1, False)),
+        ("tokengate-2w", tg(2, True)),
+        ("tokengate-2w-nolog", tg(2, False)),
+        ("mitmdump", lambda: targets.mitmdump(free_port(), p, workdir)),
+    ]
+
+
+def measure(
+    launch: targets.Launch,
+    endpoints: Sequence[Endpoint],
+    settings: WrkSettings,
+    warmup_s: int,
+    report: Report,
+    raw_dir: Path,
+) -> None:
+    """Probe, warm up and measure one running target on every endpoint."""
+    for ep in endpoints:
+        url = launch.base_url + ep.path
+        status = http_status(url, headers=ep.headers, timeout=10.0)
+        if status != 200:
+            report.add(Measurement.failed(launch, ep.name, f"probe answered {status or 'nothing'}"))
+            continue
+        try:
+            if warmup_s:
+                run_wrk(settings, url, ep.headers, duration_s=warmup_s)
+            result, raw = run_wrk(settings, url, ep.headers)
+        except (ValueError, subprocess.TimeoutExpired) as e:
+            report.add(Measurement.failed(launch, ep.name, str(e)))
+            continue
+        (raw_dir / f"{launch.name}-{ep.name}.txt").write_text(raw)
+        report.add(Measurement.of(launch, ep.name, result))
+        print(f"  {launch.name:<20} {ep.name:<11} {result.rps:>10.0f} rps", flush=True)
+
+
+def run(args: argparse.Namespace, workdir: Path, report: Report) -> None:
+    """Start the backend, then each selected target in turn, measuring each."""
+    settings = WrkSettings(args.threads, args.connections, args.duration)
+    (workdir / "logs").mkdir()
+    raw_dir = workdir / "wrk"
+    raw_dir.mkdir()
+    with Servers(workdir / "logs") as servers:
+        backend = targets.demo_backend(free_port(), workdir / "demo-data")
+        servers.start("demo-backend", backend.argv, ready=backend.ready)
+        endpoints = prepare_endpoints(backend.base_url)
+        for name, factory in _factories(workdir, int(backend.base_url.rsplit(":", 1)[1])):
+            if args.targets and name not in args.targets:
+                continue
+            print(f"- {name}", flush=True)
+            if factory is None:
+                measure(backend, endpoints, settings, args.warmup, report, raw_dir)
+                continue
+            launch = factory()
+            try:
+                server = servers.start(launch.name, launch.argv, ready=launch.ready)
+            except BenchError as e:
+                report.add_failed_target(launch, [ep.name for ep in endpoints], str(e))
+                print(f"  {name}: FAILED to start\n{e}", flush=True)
+                continue
+            try:
+                measure(launch, endpoints, settings, args.warmup, report, raw_dir)
+            finally:
+                servers.stop(server)
+
+
+def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(prog="bench/run.py", description=__doc__.splitlines()[0])
+    p.add_argument("--duration", type=int, default=10, help="seconds measured per target")
+    p.add_argument("--warmup", type=int, default=None, help="seconds of warm-up (default: 2)")
+    p.add_argument("--connections", type=int, default=64, help="wrk connections")
+    p.add_argument("--threads", type=int, default=1, help="wrk threads (2 cores: keep 1)")
+    p.add_argument("--quick", action="store_true", help="3 s per target, 1 s warm-up")
+    p.add_argument("--targets", type=lambda s: s.split(","), default=None, help="comma list")
+    p.add_argument("--keep", action="store_true", help="keep the work dir (logs, configs)")
+    p.add_argument("--out", type=Path, default=targets.REPO / "bench" / "results")
+    args = p.parse_args(argv)
+    if args.quick:
+        args.duration = 3
+        args.warmup = 1 if args.warmup is None else args.warmup
+    if args.warmup is None:
+        args.warmup = 2
+    return args
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run every target, print the table, write the JSON; 1 if any target failed."""
+    args = parse_args(argv)
+    sigterm_as_interrupt()
+    settings = WrkSettings(args.threads, args.connections, args.duration)
+    report = Report(settings, warmup_s=args.warmup)
+    workdir = Path(tempfile.mkdtemp(prefix="tokengate-bench-"))
+    print(f"{settings.describe()} per target, {args.warmup}s warm-up; work dir {workdir}")
+    try:
+        run(args, workdir, report)
+    except KeyboardInterrupt:
+        report.interrupted = True
+        print("interrupted: every server stopped; partial results follow")
+    except BenchError as e:
+        report.interrupted = True
+        print(f"aborted: {e}")
+    finally:
+        if not args.keep:
+            shutil.rmtree(workdir, ignore_errors=True)
+    print()
+    print(report.render())
+    path = report.write(args.out)
+    print(f"\nJSON: {path}")
+    return 1 if report.interrupted or report.failures() else 0
