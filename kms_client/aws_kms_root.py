@@ -44,6 +44,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
+import logging
 from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Final
@@ -60,6 +61,8 @@ if TYPE_CHECKING:
     from mypy_boto3_kms import KMSClient
     from mypy_boto3_kms.type_defs import KeyMetadataTypeDef
 
+log = logging.getLogger(__name__)
+
 _PURPOSE: Final = "tokengate:purpose"
 _GONE: Final = frozenset({"NotFoundException", "KMSInvalidStateException", "DisabledException"})
 _MAX_DIRECT: Final = 4096
@@ -73,6 +76,7 @@ class AwsKmsRootKey:
         self._client: KMSClient | None = None
         self._executor: ThreadPoolExecutor | None = None
         self._root_arn = ""
+        self._lifecycle = asyncio.Lock()
 
     @classmethod
     def from_uri(cls, uri: str) -> AwsKmsRootKey:
@@ -84,6 +88,10 @@ class AwsKmsRootKey:
         return f"aws-kms://{self._config.key_id}?region={self._config.region}"
 
     async def open(self) -> None:
+        async with self._lifecycle:
+            await self._open()
+
+    async def _open(self) -> None:
         if self._client is not None:
             return
         self._executor = ThreadPoolExecutor(max_workers=8, thread_name_prefix="tokengate-aws-kms")
@@ -94,10 +102,14 @@ class AwsKmsRootKey:
             meta = await self._call("describe root", lambda c: c.describe_key(KeyId=key))
             self._root_arn = _root_arn(key, meta["KeyMetadata"])
         except BaseException:
-            await self.close()
+            await self._close()
             raise
 
     async def close(self) -> None:
+        async with self._lifecycle:
+            await self._close()
+
+    async def _close(self) -> None:
         client, self._client = self._client, None
         executor, self._executor = self._executor, None
         if executor is None:
@@ -109,6 +121,51 @@ class AwsKmsRootKey:
     async def create_kwk(self, version: int) -> tuple[bytes, bytes]:
         ctx = self._kwk_context(version)
         alias = f"{self._config.kwk_alias_prefix}-v{version}"
+        key_id, key_arn = await self._new_kwk_key(version)
+        alias_made = False
+        try:
+            try:
+                await self._call(
+                    "alias kwk key", lambda c: c.create_alias(AliasName=alias, TargetKeyId=key_id)
+                )
+            except RootError as e:
+                if _cause_code(e) == "AlreadyExistsException":
+                    raise RootError(f"kms: aws-kms: kwk v{version} already exists ({alias})") from e
+                raise
+            alias_made = True
+            dk = await self._call(
+                "generate kwk",
+                lambda c: c.generate_data_key(
+                    KeyId=key_arn, KeySpec="AES_256", EncryptionContext=ctx
+                ),
+            )
+            outer = await self._call(
+                "wrap kwk",
+                lambda c: c.encrypt(
+                    KeyId=self._root_arn, Plaintext=dk["CiphertextBlob"], EncryptionContext=ctx
+                ),
+            )
+            doc = {
+                "format": 1,
+                "scheme": "aws-kms",
+                "version": version,
+                "root": self._root_arn,
+                "kwk-key-id": key_id,
+                "kwk-key-arn": key_arn,
+                "alias": alias,
+                "blob": base64.b64encode(outer["CiphertextBlob"]).decode(),
+            }
+            reference = json.dumps(doc, sort_keys=True, separators=(",", ":")).encode()
+            kwk = dk["Plaintext"]
+            if await self.open_kwk(version, reference) != kwk:
+                raise RootError(f"kms: aws-kms: kwk v{version} did not read back")
+        except Exception:
+            await self._abandon(key_id, alias if alias_made else None)
+            raise
+        return kwk, reference
+
+    async def _new_kwk_key(self, version: int) -> tuple[str, str]:
+        """A fresh KMS key dedicated to KWK ``version``: (key id, ARN)."""
         created = await self._call(
             "create kwk key",
             lambda c: c.create_key(
@@ -122,44 +179,16 @@ class AwsKmsRootKey:
                 ],
             ),
         )
-        key_id, key_arn = created["KeyMetadata"]["KeyId"], created["KeyMetadata"]["Arn"]
+        return created["KeyMetadata"]["KeyId"], created["KeyMetadata"]["Arn"]
+
+    async def _abandon(self, key_id: str, alias: str | None) -> None:
+        """Retire the key of a failed create; a failure here is logged, the original error wins."""
         try:
-            await self._call(
-                "alias kwk key", lambda c: c.create_alias(AliasName=alias, TargetKeyId=key_id)
-            )
+            await self._retire(key_id, alias=alias)
         except RootError as e:
-            await self._retire(key_id, alias=None)
-            if (
-                isinstance(e.__cause__, ClientError)
-                and _code(e.__cause__) == "AlreadyExistsException"
-            ):
-                raise RootError(f"kms: aws-kms: kwk v{version} already exists ({alias})") from e
-            raise
-        dk = await self._call(
-            "generate kwk",
-            lambda c: c.generate_data_key(KeyId=key_arn, KeySpec="AES_256", EncryptionContext=ctx),
-        )
-        outer = await self._call(
-            "wrap kwk",
-            lambda c: c.encrypt(
-                KeyId=self._root_arn, Plaintext=dk["CiphertextBlob"], EncryptionContext=ctx
-            ),
-        )
-        doc = {
-            "format": 1,
-            "scheme": "aws-kms",
-            "version": version,
-            "root": self._root_arn,
-            "kwk-key-id": key_id,
-            "kwk-key-arn": key_arn,
-            "alias": alias,
-            "blob": base64.b64encode(outer["CiphertextBlob"]).decode(),
-        }
-        reference = json.dumps(doc, sort_keys=True, separators=(",", ":")).encode()
-        kwk = dk["Plaintext"]
-        if await self.open_kwk(version, reference) != kwk:
-            raise RootError(f"kms: aws-kms: kwk v{version} did not read back")
-        return kwk, reference
+            log.warning(
+                "kms: aws-kms: could not retire kwk key %s after a failed create: %s", key_id, e
+            )
 
     async def open_kwk(self, version: int, reference: bytes) -> bytes:
         doc = self._check_reference(version, reference)
@@ -246,7 +275,7 @@ class AwsKmsRootKey:
     # Internals.
 
     async def _retire(self, key_id: str, *, alias: str | None) -> None:
-        """Disable now, schedule deletion, drop the alias; steps already done are fine."""
+        """Disable now, schedule deletion, drop the alias, then check; done steps are fine."""
         window = self._config.deletion_window_days
         steps: list[tuple[str, Callable[[KMSClient], object]]] = [
             ("disable kwk key", lambda c: c.disable_key(KeyId=key_id)),
@@ -263,6 +292,15 @@ class AwsKmsRootKey:
             except RootError as e:
                 if _cause_code(e) not in _GONE:
                     raise
+        try:
+            meta = await self._call("check kwk key", lambda c: c.describe_key(KeyId=key_id))
+        except RootError as e:
+            if _cause_code(e) == "NotFoundException":
+                return
+            raise
+        state = meta["KeyMetadata"].get("KeyState")
+        if state not in ("PendingDeletion", "PendingReplicaDeletion"):
+            raise RootError(f"kms: aws-kms: kwk key {key_id} is {state}, not pending deletion")
 
     def _new_client(self) -> KMSClient:
         c = self._config
@@ -330,10 +368,11 @@ def _data_context(context: Mapping[str, str]) -> dict[str, str]:
     return {**context, _PURPOSE: "data"}
 
 
-def _code(e: ClientError) -> str:
-    return str(e.response.get("Error", {}).get("Code", ""))
-
-
 def _cause_code(e: BaseException) -> str:
+    """The AWS error code behind a RootError, or ''."""
     cause = e.__cause__
-    return _code(cause) if isinstance(cause, ClientError) else ""
+    return (
+        str(cause.response.get("Error", {}).get("Code", ""))
+        if isinstance(cause, ClientError)
+        else ""
+    )

@@ -253,6 +253,11 @@ class DrbgReseeder:
         except GatewayError as e:
             AUGMENT_FAILURES.inc()
             raise DrbgError(f"kms: drbg: root rng failed: {e}") from e
+        except Exception as e:
+            # Anything else from a root client (a library bug, a dropped link) is
+            # still only "no root entropy now": staleness then fails output closed.
+            AUGMENT_FAILURES.inc()
+            raise DrbgError(f"kms: drbg: root rng failed ({type(e).__name__})") from e
         if data is None:
             AUGMENT_FAILURES.inc()
             raise DrbgError("kms: drbg: root has no rng")

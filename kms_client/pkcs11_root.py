@@ -126,6 +126,7 @@ class Pkcs11RootKey:
         self._link: TokenLink | None = None
         self._key: pkcs11.Key | None = None
         self._root_id = b""
+        self._lifecycle = asyncio.Lock()
 
     @classmethod
     def from_uri(cls, uri: str, *, create_root: bool = False) -> Pkcs11RootKey:
@@ -138,6 +139,10 @@ class Pkcs11RootKey:
         return f"pkcs11:token={c.token_label};object={c.key_label}?mechanism={c.mechanism}"
 
     async def open(self) -> None:
+        async with self._lifecycle:
+            await self._open()
+
+    async def _open(self) -> None:
         if self._link is not None:
             return
         c = self._config
@@ -157,9 +162,10 @@ class Pkcs11RootKey:
         self._link = link
 
     async def close(self) -> None:
-        link, self._link, self._key = self._link, None, None
-        if link is not None:
-            await asyncio.to_thread(pkcs11_session.release, link)
+        async with self._lifecycle:
+            link, self._link, self._key = self._link, None, None
+            if link is not None:
+                await asyncio.to_thread(pkcs11_session.release, link)
 
     async def create_kwk(self, version: int) -> tuple[bytes, bytes]:
         return await self._call(functools.partial(self._create_kwk, _checked(version)))

@@ -369,3 +369,11 @@ def test_drbg_is_the_installable_rng() -> None:
     finally:
         rng.uninstall(d)
     assert rng.source_name() == "os.urandom"
+
+
+async def test_unexpected_root_failure_becomes_drbg_error() -> None:
+    async def broken(n: int) -> bytes | None:
+        raise RuntimeError("link dropped")
+
+    with pytest.raises(DrbgError, match=r"root rng failed \(RuntimeError\)"):
+        await DrbgReseeder(HkdfDrbg(), broken).augment_once()
