@@ -26,10 +26,15 @@ log = logging.getLogger("tokengate.protocol")
 
 def _code_for(status: int, exc: BaseException | None) -> tuple[int, str]:
     if isinstance(exc, LineTooLong):
-        line = str(exc.args[0]) if exc.args else ""
-        if "header" in line.lower() or "field" in line.lower():
-            return 431, "headers_too_large"
-        return 400, "bad_request"
+        # aiohttp does not say which line was too long. Its C parser passes the
+        # URL as a bytearray and a header value as bytes; the pure-Python parser
+        # names the status/request line in text. A header value that itself
+        # starts with "/" is reported as 400, the safe side.
+        line = exc.args[0] if exc.args else b""
+        is_request_line = isinstance(line, bytearray) or str(line).startswith(
+            ("/", "Status line", "Request line", "b'/")
+        )
+        return (400, "bad_request") if is_request_line else (431, "headers_too_large")
     if isinstance(exc, HttpProcessingError) and "header" in type(exc).__name__.lower():
         return 400, "bad_request"
     if status == 500:
