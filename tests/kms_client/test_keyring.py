@@ -9,7 +9,7 @@ import pytest
 
 from kms_client import keyring_codec
 from kms_client.errors import KeyringError, KeyStateError
-from kms_client.keyring import Keyring, KeyKind, KeyState, KeyVersion, RetiredKwk
+from kms_client.keyring import KeyKind, Keyring, KeyState, KeyVersion, RetiredKwk
 
 NOW = datetime(2030, 1, 1, 12, 0, 0, 123456, tzinfo=UTC)
 
@@ -28,13 +28,16 @@ def test_new_purpose_has_active_primary_version_1() -> None:
 def test_fresh_keys_are_random_and_32_bytes() -> None:
     a = _ring().ring("mfa-secrets").primary_key.material
     b = _ring().ring("mfa-secrets").primary_key.material
-    assert a is not None and len(a) == 32 and a != b
+    assert a is not None
+    assert len(a) == 32
+    assert a != b
 
 
 def test_rotation_adds_primary_and_demotes_old() -> None:
     keyring, v = _ring().rotated("mfa-secrets", now=NOW + timedelta(days=1))
     ring = keyring.ring("mfa-secrets")
-    assert v == 2 and ring.primary == 2
+    assert v == 2
+    assert ring.primary == 2
     assert [k.state for k in ring.keys] == [KeyState.DECRYPT_ONLY, KeyState.ACTIVE]
 
 
@@ -44,7 +47,9 @@ def test_revoke_and_destroy_old_versions() -> None:
     assert keyring.ring("mfa-secrets").get(1).state is KeyState.REVOKED  # type: ignore[union-attr]
     keyring = keyring.destroyed("mfa-secrets", 1, now=NOW)
     gone = keyring.ring("mfa-secrets").get(1)
-    assert gone is not None and gone.state is KeyState.DESTROYED and gone.material is None
+    assert gone is not None
+    assert gone.state is KeyState.DESTROYED
+    assert gone.material is None
 
 
 @pytest.mark.parametrize(
@@ -58,11 +63,9 @@ def test_revoke_and_destroy_old_versions() -> None:
 )
 def test_forbidden_transitions(action: str, version: int, message: str) -> None:
     keyring, _ = _ring().rotated("mfa-secrets", now=NOW)
+    change = keyring.revoked if action == "revoke" else keyring.destroyed
     with pytest.raises(KeyStateError, match=message):
-        if action == "revoke":
-            keyring.revoked("mfa-secrets", version, now=NOW)
-        else:
-            keyring.destroyed("mfa-secrets", version, now=NOW)
+        change("mfa-secrets", version, now=NOW)
 
 
 def test_double_revoke_and_double_destroy_are_refused() -> None:
