@@ -1,0 +1,162 @@
+"""Smoke tests of the benchmark harness pieces (the benchmarks themselves are not tests).
+
+Quick by design: a canned wrk report, the route tables, the reference proxy
+in-process, and one 1-second wrk run through real servers the harness starts.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import pytest
+from aiohttp import web
+from aiohttp.test_utils import TestClient, TestServer
+
+from bench import route_matching, targets
+from bench.loadgen import WrkSettings, parse_wrk, run_wrk
+from bench.procs import BenchError, Servers, free_port, http_status
+from bench.ref_proxy import make_app
+from policy.routing import Router
+from proxy.settings import load_settings
+
+WRK_CLEAN = """\
+Running 3s test @ http://127.0.0.1:18482/healthz
+  1 threads and 64 connections
+  Thread Stats   Avg      Stdev     Max   +/- Stdev
+    Latency     5.71ms    4.09ms 118.58ms   98.96%
+    Req/Sec    11.74k   790.59    12.30k    90.00%
+  Latency Distribution
+     50%  533.00us
+     75%    5.40ms
+     90%    5.61ms
+     99%    1.20s
+  35020 requests in 3.00s, 14.69MB read
+Requests/sec:  11666.85
+Transfer/sec:      4.90MB
+"""
+
+WRK_ERRORS = WRK_CLEAN.replace(
+    "Requests/sec:",
+    "  Socket errors: connect 0, read 2, write 0, timeout 5\n"
+    "  Non-2xx or 3xx responses: 12\nRequests/sec:",
+)
+
+
+def test_parse_wrk_reads_rps_and_percentiles_in_ms() -> None:
+    r = parse_wrk(WRK_CLEAN)
+    assert r.rps == 11666.85
+    assert r.p50_ms == pytest.approx(0.533)
+    assert r.p99_ms == 1200.0
+    assert (r.requests, r.duration_s, r.clean) == (35020, 3.0, True)
+
+
+def test_parse_wrk_flags_errors() -> None:
+    r = parse_wrk(WRK_ERRORS)
+    assert (r.socket_errors, r.non_2xx_3xx, r.clean) == (7, 12, False)
+
+
+def test_parse_wrk_refuses_a_report_without_percentiles() -> None:
+    with pytest.raises(ValueError, match="50%/99%"):
+        parse_wrk(WRK_CLEAN.replace("     99%    1.20s\n", ""))
+
+
+@pytest.mark.parametrize("size", route_matching.SIZES)
+def test_route_tables_compile_and_probes_find_their_routes(size: int) -> None:
+    routes = route_matching.build_routes(size)
+    assert len(routes) == size
+    route_matching.verify(Router.compile(routes), route_matching.probes(size))
+
+
+def test_route_probe_verification_catches_a_wrong_expectation() -> None:
+    router = Router.compile(route_matching.build_routes(10))
+    wrong = route_matching.Probe("x", route_matching.HOST, "GET", "/app/page0", "page1")
+    with pytest.raises(SystemExit, match="matched page0, not page1"):
+        route_matching.verify(router, [wrong])
+
+
+async def _echo(request: web.Request) -> web.Response:
+    body = await request.read()
+    resp = web.json_response(
+        {
+            "headers": list(request.headers),
+            "host": request.host,
+            "body": body.decode(),
+            "path": request.path_qs,
+        }
+    )
+    resp.headers["Proxy-Authenticate"] = "Basic"
+    resp.headers["X-End"] = "1"
+    return resp
+
+
+async def test_ref_proxy_streams_and_strips_hop_by_hop_only() -> None:
+    upstream = web.Application()
+    upstream.router.add_route("*", "/{tail:.*}", _echo)
+    async with TestServer(upstream) as up_server:
+        up_host = f"{up_server.host}:{up_server.port}"
+        proxy = await make_app(str(up_server.make_url("/")))
+        async with TestClient(TestServer(proxy)) as client:
+            resp = await client.post(
+                "/a/b?q=1",
+                data=b"payload",
+                headers={
+                    "Connection": "keep-alive, X-Drop-Me",
+                    "X-Drop-Me": "1",
+                    "TE": "trailers",
+                    "Proxy-Authorization": "Basic eA==",
+                    "X-Keep": "1",
+                },
+            )
+            assert resp.status == 200
+            seen = await resp.json()
+            assert "Proxy-Authenticate" not in resp.headers
+            assert resp.headers["X-End"] == "1"
+    sent = {h.lower() for h in seen["headers"]}
+    assert {"x-drop-me", "te", "proxy-authorization"}.isdisjoint(sent)
+    assert "x-keep" in sent
+    assert (seen["body"], seen["path"]) == ("payload", "/a/b?q=1")
+    assert seen["host"] == up_host
+
+
+async def test_ref_proxy_answers_502_when_the_upstream_is_down() -> None:
+    proxy = await make_app(f"http://127.0.0.1:{free_port()}")
+    async with TestClient(TestServer(proxy)) as client:
+        resp = await client.get("/healthz")
+        assert resp.status == 502
+
+
+def test_servers_measure_through_ref_proxy_and_nginx_then_stop(tmp_path: Path) -> None:
+    backend = targets.demo_backend(free_port(), tmp_path / "demo")
+    upstream_port = int(backend.base_url.rsplit(":", 1)[1])
+    with Servers(tmp_path) as servers:
+        servers.start("backend", backend.argv, ready=backend.ready)
+        started = []
+        for launch in (
+            targets.ref_proxy(free_port(), upstream_port),
+            targets.nginx(free_port(), upstream_port, tmp_path),
+        ):
+            started.append(servers.start(launch.name, launch.argv, ready=launch.ready))
+            result, _ = run_wrk(WrkSettings(1, 4, 1), launch.base_url + "/healthz", {})
+            assert result.requests > 0
+            assert result.clean
+    assert all(not s.alive() for s in started)
+    assert http_status(backend.base_url + "/healthz", timeout=0.5) == 0
+
+
+def test_servers_report_a_server_that_exits(tmp_path: Path) -> None:
+    argv = [sys.executable, "-c", "raise SystemExit(3)"]
+    ready = [f"http://127.0.0.1:{free_port()}/"]
+    with Servers(tmp_path) as servers, pytest.raises(BenchError, match="exited with 3"):
+        servers.start("broken", argv, ready=ready)
+
+
+@pytest.mark.parametrize("access_log", [True, False])
+def test_tokengate_bench_config_passes_strict_validation(tmp_path: Path, access_log: bool) -> None:
+    launch = targets.tokengate(
+        free_port(), free_port(), 8000, tmp_path, workers=2, access_log=access_log
+    )
+    settings = load_settings(Path(launch.argv[launch.argv.index("--config") + 1]))
+    assert settings.gateway.logging.access_log is access_log
+    assert settings.gateway.workers == 2
+    assert [r.name for r in settings.routes] == ["all"]
