@@ -56,7 +56,7 @@ def _route(name: str, **match: object) -> Route:
 def _counts(n: int) -> tuple[int, int, int, int]:
     """(exact, template, prefix, host) route counts: about 45/30/15/10%, at least one each."""
     rest = n - len(REGEXES) - len(WILDCARDS)
-    n_template = max(1, rest * 30 // 100)
+    n_template = max(2, rest * 30 // 100)  # even ones take one parameter, odd ones two
     n_prefix = max(1, rest * 15 // 100)
     n_host = max(1, rest // 10)
     return rest - n_template - n_prefix - n_host, n_template, n_prefix, n_host
@@ -81,13 +81,15 @@ def build_routes(n: int) -> list[Route]:
 def probes(n: int) -> list[Probe]:
     """Early, late and missing lookups for the table of size ``n``."""
     n_exact, n_template, n_prefix, n_host = _counts(n)
-    t_late, p_late, h_late = n_template - 1, n_prefix - 1, n_host - 1
-    late_tpl = f"/api/v1/res{t_late}/42" + ("/items/7" if t_late % 2 else "")
+    p_late, h_late = n_prefix - 1, n_host - 1
+    t_odd = n_template - 1 if (n_template - 1) % 2 else n_template - 2
+    t_even = n_template - 1 if t_odd == n_template - 2 else n_template - 2
     return [
         Probe("exact-early", HOST, "GET", "/app/page0", "page0"),
         Probe("exact-late", HOST, "GET", f"/app/page{n_exact - 1}", f"page{n_exact - 1}"),
         Probe("template-early", HOST, "GET", "/api/v1/res0/42", "res0"),
-        Probe("template-late", HOST, "PUT", late_tpl, f"res{t_late}"),
+        Probe("template-late", HOST, "PUT", f"/api/v1/res{t_even}/42", f"res{t_even}"),
+        Probe("template2-late", HOST, "GET", f"/api/v1/res{t_odd}/42/items/7", f"res{t_odd}"),
         Probe("prefix-late", HOST, "GET", f"/static/s{p_late}/app.css", f"static{p_late}"),
         Probe("host-late", f"tenant{h_late}.example.com", "GET", "/api/x", f"tenant{h_late}"),
         Probe("wildcard-host", "acme.us.example.com", "GET", "/api/orders", "wild1"),
