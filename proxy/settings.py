@@ -56,7 +56,7 @@ def policy_paths(gateway: GatewayConfig, base: Path) -> list[Path]:
             matches = sorted(base.glob(pattern))
         for p in matches:
             if p.is_file():
-                found[p.resolve()] = None
+                found[p.absolute()] = None
     return sorted(found)
 
 
@@ -103,7 +103,9 @@ def load_policies(
 
 def load_settings(config_path: Path, *, env: Mapping[str, str] | None = None) -> Settings:
     """Read and validate gateway.yaml and its policies into a :class:`Settings`."""
-    config_path = config_path.resolve()
+    # absolute(), not resolve(): a Kubernetes ConfigMap mount swaps a symlinked
+    # directory on update, and a resolved path would keep pointing at the old one.
+    config_path = config_path.absolute()
     base = config_path.parent
     gateway = load_model(GatewayConfig, config_path, label=config_path.name, env=env)
     paths = policy_paths(gateway, base)

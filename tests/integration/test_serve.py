@@ -14,7 +14,7 @@ import aiohttp
 import pytest
 
 from tests.integration.conftest import Launcher
-from tests.integration.process import peak_rss_kib, rss_kib, wait_ready
+from tests.integration.process import peak_rss_kib, rss_kib, start_gateway, wait_ready
 from tests.proxy.conftest import Backend
 
 pytestmark = pytest.mark.slow
@@ -75,6 +75,7 @@ routes:
     match: {prefix: /echo}
     allow_unauthenticated: true
 """
+SLOW_ROUTE = "  - name: slow\n    match: {path: /slow}\n    allow_unauthenticated: true\n"
 
 
 async def _status(url: str) -> int:
@@ -246,3 +247,39 @@ async def test_logs_never_hold_bodies_cookies_or_credentials(
     for secret in SECRETS:
         assert secret not in everything
     assert re.search(r'"msg":"request".*"status":200', everything)
+
+
+async def test_reload_follows_a_configmap_style_symlink_swap(
+    backend: Backend, launch: Launcher, tmp_path: Path
+) -> None:
+    """Kubernetes updates a ConfigMap by swapping a ``..data`` symlink to a new directory."""
+    template = launch(
+        backend.url, routes=RELOAD_ROUTES, extra="reload: {watch: true, interval: 100ms}\n"
+    )
+    template.stop()
+    mount = tmp_path / "mount"
+    for version, routes in (
+        ("..2026_01", RELOAD_ROUTES),
+        ("..2026_02", RELOAD_ROUTES + SLOW_ROUTE),
+    ):
+        (mount / version / "policies").mkdir(parents=True)
+        (mount / version / "gateway.yaml").write_text(
+            template.config.read_text().replace("data_dir: data", f"data_dir: {tmp_path / 'data'}")
+        )
+        (mount / version / "policies" / "routes.yaml").write_text(routes)
+    (mount / "..data").symlink_to("..2026_01")
+    (mount / "gateway.yaml").symlink_to("..data/gateway.yaml")
+    (mount / "policies").symlink_to("..data/policies")
+    gw = start_gateway(mount / "gateway.yaml", template.port, template.admin_port)
+    try:
+        await wait_ready(gw)
+        assert await _status(f"{gw.url}/slow?s=0") == 404
+        (mount / "..data_tmp").symlink_to("..2026_02")
+        (mount / "..data_tmp").rename(mount / "..data")  # atomic swap, as the kubelet does
+
+        async def reloaded() -> bool:
+            return await _status(f"{gw.url}/slow?s=0") == 200
+
+        await _wait_for(reloaded)
+    finally:
+        gw.stop()
