@@ -261,10 +261,10 @@ class _Chain:
                 and nxt.entry.seq == self.expected
                 and nxt.entry.prev == e.hash
             )
-            if nxt_links_here and e.prev == before.prev:
-                self._found(Kind.INSERTED, self.prev, "entry is not part of the chain")
-            elif e.hash == before.hash:
+            if e.hash == before.hash:
                 self._found(Kind.INSERTED, item, "duplicate of the entry before")
+            elif nxt_links_here and e.prev == before.prev:
+                self._found(Kind.INSERTED, self.prev, "entry is not part of the chain")
             else:
                 self._found(Kind.INSERTED, item, f"second entry with seq {e.seq}")
 
