@@ -29,6 +29,11 @@ class LogDirs:
         return self.log_dir / f"{writer}.jsonl"
 
 
+def dirs_of(data_dir: Path) -> LogDirs:
+    """The default log and checkpoint directories under ``data_dir``."""
+    return LogDirs(data_dir, data_dir / "audit", data_dir / "audit-checkpoints")
+
+
 def config(**overrides: object) -> AuditConfig:
     """An AuditConfig with test-friendly defaults (checkpoint every 5 entries)."""
     values: dict[str, object] = {"checkpoint_every": 5}
