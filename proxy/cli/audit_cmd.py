@@ -137,7 +137,7 @@ def tail(paths: tuple[Path, ...], lines: int, follow_: bool) -> None:
             for line in tail_lines(list(paths), lines):
                 click.echo(line)
     except AuditError as e:
-        raise click.ClickException(str(e)) from e
+        raise CannotRun(str(e)) from e
     except KeyboardInterrupt:
         return
 
