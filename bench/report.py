@@ -169,17 +169,19 @@ class Report:
                 if not res.clean:
                     row += f"  (errors: {res.socket_errors} socket, {res.non_2xx_3xx} non-2xx)"
                 lines.append(row)
-            lines += ["", _row("ratio (rps)", *(f"tg/{s}" for s, _ in PEERS))]
+            rows = []
             for tg in TOKENGATE:
                 cells = [_fmt(self.ratio(tg, peer, ep)) for _, peer in PEERS]
                 if any(c != "-" for c in cells):
-                    lines.append(_row(tg, *cells))
+                    rows.append(_row(tg, *cells))
+            if rows:
+                lines += ["", _row("ratio (rps)", *(f"tg/{s}" for s, _ in PEERS)), *rows]
         lines += ["", "goals (rps ratio in this run)"]
         for g in self.goals():
             verdict = {True: "met", False: "MISSED", None: "not measured"}[g.met]
             lines.append(
                 f"  {g.endpoint:<11} {g.target:<19} >= {g.floor}x {g.peer:<12}"
-                f" {_fmt(g.ratio):>6}x  {verdict}"
+                f" {_fmt(g.ratio, 'x'):>6}  {verdict}"
             )
         return "\n".join(lines)
 
@@ -216,8 +218,8 @@ def _gist(error: str) -> str:
     return lines[0] if len(lines) == 1 else f"{lines[0]}: {lines[-1]}"[:160]
 
 
-def _fmt(x: float | None) -> str:
-    return "-" if x is None else f"{x:.2f}"
+def _fmt(x: float | None, unit: str = "") -> str:
+    return "-" if x is None else f"{x:.2f}{unit}"
 
 
 def _row(first: str, *cells: str) -> str:

@@ -114,7 +114,7 @@ listen: {{host: 127.0.0.1, port: {port}}}
 admin: {{host: 127.0.0.1, port: {admin}}}
 workers: {workers}
 data_dir: {data}
-logging: {{level: warning, access_log: {access_log}}}
+logging: {{level: {level}, access_log: {access_log}}}
 reload: {{watch: false}}
 upstreams:
   demo: {{url: "http://127.0.0.1:{upstream}"}}
@@ -132,7 +132,13 @@ routes:
 def tokengate(
     port: int, admin_port: int, upstream_port: int, workdir: Path, *, workers: int, access_log: bool
 ) -> Launch:
-    """``tokengate serve`` with one pass-through route (no field rules: bodies stream)."""
+    """``tokengate serve`` with one pass-through route (no field rules: bodies stream).
+
+    With the access log: level info and ``access_log: true`` (the defaults).
+    Without: ``access_log: false`` and level warning; the level is set too because
+    the access log is written at info and, in this version, ``access_log: false``
+    alone does not stop it. Log lines go to the server's log file.
+    """
     name = f"tokengate-{workers}w" + ("" if access_log else "-nolog")
     d = workdir / name
     (d / "policies").mkdir(parents=True, exist_ok=True)
@@ -144,11 +150,12 @@ def tokengate(
             workers=workers,
             data=d / "data",
             access_log="true" if access_log else "false",
+            level="info" if access_log else "warning",
             upstream=upstream_port,
         )
     )
     (d / "policies" / "routes.yaml").write_text(ROUTES_YAML)
-    log = "access log on" if access_log else "access log off"
+    log = "level info, access log on" if access_log else "level warning, access log off"
     return Launch(
         name=name,
         argv=[

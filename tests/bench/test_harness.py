@@ -158,5 +158,6 @@ def test_tokengate_bench_config_passes_strict_validation(tmp_path: Path, access_
     )
     settings = load_settings(Path(launch.argv[launch.argv.index("--config") + 1]))
     assert settings.gateway.logging.access_log is access_log
+    assert settings.gateway.logging.level == ("info" if access_log else "warning")
     assert settings.gateway.workers == 2
     assert [r.name for r in settings.routes] == ["all"]
