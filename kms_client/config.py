@@ -93,9 +93,9 @@ class KeysConfig(BaseModel):
     rng_reseed_interval: float = Field(
         300.0, gt=0, description="seconds between DRBG reseeds from a root that has an RNG"
     )
-    unseal_socket: str | None = Field(
+    control_dir: str | None = Field(
         None,
-        description="unix socket for 'tokengate kms unseal' (local:shamir); default in data dir",
+        description="directory of the per-process sockets 'tokengate kms unseal|seal|status' use",
     )
     rewrap_batch_size: int = Field(
         100, ge=1, le=10_000, description="ciphertexts moved per batch by 'tokengate keys rewrap'"

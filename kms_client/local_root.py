@@ -98,8 +98,10 @@ class LocalRootKey:
 
     async def open(self) -> None:
         """Obtain the root secret and check it against the key table."""
-        self._secret = await asyncio.to_thread(self._open_sync)
-        self._shares = None
+        try:
+            self._secret = await asyncio.to_thread(self._open_sync)
+        finally:
+            self._shares = None  # used once, right or wrong
 
     async def close(self) -> None:
         """Forget the root secret."""

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from datetime import datetime
 
 from kms_client.audit_port import Auditor, AuditValue
@@ -63,6 +63,7 @@ class KeyManager:
         self._view: KeyView | None = None
         self._loaded: Loaded | None = None
         self._task: asyncio.Task[None] | None = None
+        self._closers: list[Callable[[], Awaitable[None]]] = []
 
     # ---- state ----
 
@@ -313,18 +314,32 @@ class KeyManager:
             }
             await self._change("key.rotate", fields, change)
 
+    def on_close(self, closer: Callable[[], Awaitable[None]]) -> None:
+        """Run ``closer`` first in :meth:`close` (e.g. the control socket)."""
+        self._closers.append(closer)
+
     def start(self) -> None:
         """Start the background task (refresh, usage, scheduled rotation); idempotent."""
         if self._task is None:
             self._task = asyncio.create_task(self._run(), name="tokengate-kms-maintain")
 
     async def close(self) -> None:
-        """Stop the background task, seal, release the store."""
+        """Stop the background task, seal, release the store.
+
+        Close the audit log first (its final checkpoint is signed with the
+        audit-checkpoint key); the shutdown seal is then logged, not audited.
+        """
         task, self._task = self._task, None
         if task is not None:
             task.cancel()
             await asyncio.gather(task, return_exceptions=True)
-        await self.seal(reason="shutdown")
+        closers, self._closers = self._closers, []
+        for closer in closers:
+            await closer()
+        try:
+            await self.seal(reason="shutdown")
+        except Exception as e:  # key material is already dropped; only the audit entry failed
+            log.warning("kms: shutdown seal not audited: %s", type(e).__name__)
         await self._io.store.close()
 
     async def _run(self) -> None:

@@ -21,7 +21,9 @@ from urllib.parse import parse_qs, urlsplit
 
 from kms_client.audit_port import Auditor
 from kms_client.config import KeysConfig
+from kms_client.control import ControlServer, default_control_dir
 from kms_client.counting_root import CountingRoot
+from kms_client.errors import KmsError
 from kms_client.keyring_io import KeyringIO
 from kms_client.local_root import LocalRootKey
 from kms_client.manager import KeyManager
@@ -70,7 +72,11 @@ async def open_key_manager(
     now: Callable[[], datetime] | None = None,
     background: bool = True,
 ) -> KeyManager:
-    """Build, connect and auto-unseal the key manager; start its background task."""
+    """Build, connect and auto-unseal the key manager; start its background task.
+
+    With ``background`` (the gateway) it also starts the refresh/rotation task
+    and the control socket; CLI commands pass ``background=False``.
+    """
     manager = build_key_manager(
         config, data_dir=data_dir, auditor=auditor, production=production, now=now
     )
@@ -82,6 +88,14 @@ async def open_key_manager(
         await manager.close()
         raise
     if background:
+        control_dir = Path(config.control_dir) if config.control_dir else None
+        server = ControlServer(manager, control_dir or default_control_dir(data_dir))
+        try:
+            await server.start()
+        except OSError as e:
+            await manager.close()
+            raise KmsError(f"kms: cannot listen on {server.path}: {e.strerror}") from e
+        manager.on_close(server.close)
         manager.start()
     return manager
 

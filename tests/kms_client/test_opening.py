@@ -1,0 +1,120 @@
+"""open_key_manager: production refusals, remote: refusal, background refresh, shamir start-up."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import shutil
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from kms_client.config import KeysConfig
+from kms_client.errors import Sealed
+from kms_client.local_root import LocalRootKey
+from kms_client.opening import build_key_manager, needs_shares, open_key_manager
+from kms_client.root_uri import parse_local
+from tests.kms_client.support import RecordingAuditor
+from tokengate.errors import ConfigError
+
+
+@pytest.fixture
+def control_dir() -> Iterator[Path]:
+    """A short path for unix sockets (108-byte limit)."""
+    path = Path(tempfile.mkdtemp(prefix="tgk", dir="/tmp"))
+    yield path
+    shutil.rmtree(path, ignore_errors=True)
+
+
+def _build(tmp_path: Path, *, production: bool, **config: object) -> object:
+    return build_key_manager(
+        KeysConfig.model_validate(config),
+        data_dir=tmp_path,
+        auditor=RecordingAuditor(),
+        production=production,
+    )
+
+
+@pytest.mark.parametrize("root", [None, "local:", "local:dev"])
+def test_production_refuses_the_dev_root(tmp_path: Path, root: str | None) -> None:
+    with pytest.raises(ConfigError, match="production mode refuses the development root"):
+        _build(tmp_path, production=True, root=root)
+
+
+def test_development_accepts_the_dev_root(tmp_path: Path) -> None:
+    _build(tmp_path, production=False)
+
+
+@pytest.mark.parametrize("root", ["local:env=TG_ROOT", "local:shamir", "local:passphrase-env=PW"])
+def test_production_accepts_explicit_local_roots(tmp_path: Path, root: str) -> None:
+    _build(tmp_path, production=True, root=root)
+
+
+@pytest.mark.parametrize(
+    ("store", "ok"),
+    [
+        ("redis://10.0.0.5:6379/0", False),
+        ("rediss://10.0.0.5:6379/0", True),
+        ("redis://127.0.0.1:6379/0", True),
+        ("postgresql://db.internal/tg", False),
+        ("postgresql://db.internal/tg?sslmode=verify-full", True),
+        ("postgresql://localhost/tg", True),
+    ],
+)
+def test_production_refuses_plaintext_remote_stores(tmp_path: Path, store: str, ok: bool) -> None:
+    if ok:
+        _build(tmp_path, production=True, root="local:env=X", store=store)
+    else:
+        with pytest.raises(ConfigError, match="production mode needs"):
+            _build(tmp_path, production=True, root="local:env=X", store=store)
+
+
+def test_remote_root_is_refused(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="not available in this build"):
+        _build(tmp_path, production=False, root="remote:https://kms")
+
+
+async def test_background_task_picks_up_another_replica(tmp_path: Path, control_dir: Path) -> None:
+    config = KeysConfig(refresh_interval=0.02, control_dir=str(control_dir))
+    a = await open_key_manager(
+        config, data_dir=tmp_path, auditor=RecordingAuditor(), production=False
+    )
+    b = await open_key_manager(
+        config, data_dir=tmp_path, auditor=RecordingAuditor(), production=False
+    )
+    try:
+        await a.rotate("tokenize")
+        async with asyncio.timeout(30):  # liveness only: the task must get there eventually
+            while b.primary_version("tokenize") != 2:
+                await asyncio.sleep(0.01)
+    finally:
+        await a.close()
+        await b.close()
+    assert not list(control_dir.iterdir())  # sockets removed on close
+
+
+async def test_failed_unseal_leaves_nothing_open(tmp_path: Path) -> None:
+    config = KeysConfig(root="local:env=TG_MISSING_ROOT_VAR")
+    os.environ.pop("TG_MISSING_ROOT_VAR", None)
+    with pytest.raises(Exception, match="TG_MISSING_ROOT_VAR is not set"):
+        await open_key_manager(
+            config, data_dir=tmp_path, auditor=RecordingAuditor(), production=False
+        )
+
+
+async def test_shamir_root_starts_sealed(tmp_path: Path, control_dir: Path) -> None:
+    table = parse_local("local:shamir", data_dir=tmp_path).table
+    LocalRootKey.create_shamir(table, shares=3, threshold=2)
+    config = KeysConfig(root="local:shamir", control_dir=str(control_dir))
+    m = await open_key_manager(
+        config, data_dir=tmp_path, auditor=RecordingAuditor(), production=True
+    )
+    try:
+        assert m.is_sealed
+        assert needs_shares(m)
+        with pytest.raises(Sealed):
+            m.encrypt("tokenize", b"x", context=b"")
+    finally:
+        await m.close()
