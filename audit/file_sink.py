@@ -18,6 +18,7 @@ create and rename is followed by an fsync of the directory.
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -25,6 +26,8 @@ from pathlib import Path
 
 from audit.checkpoint import Checkpoint
 from audit.entry import Entry
+
+log = logging.getLogger("tokengate.audit")
 
 _CREATE = os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
 
@@ -94,11 +97,16 @@ def _fsync_dir(directory: Path) -> None:
 
 
 class _ThreadedFile:
-    """An _AppendFile driven from the event loop through its own single worker thread."""
+    """An _AppendFile driven from the event loop through its own single worker thread.
 
-    def __init__(self, file: _AppendFile, label: str) -> None:
+    ``close`` waits at most ``close_timeout`` for the thread (a write stuck on a
+    hung disk must not hang shutdown); the close still runs once it is free.
+    """
+
+    def __init__(self, file: _AppendFile, label: str, close_timeout: float) -> None:
         self._file = file
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix=label)
+        self._close_timeout = close_timeout
         self._closed = False
 
     async def run(self, fn: Callable[[], None]) -> None:
@@ -111,8 +119,11 @@ class _ThreadedFile:
         if self._closed:
             return
         self._closed = True
+        pending = asyncio.get_running_loop().run_in_executor(self._executor, self._file.close)
         try:
-            await self.run(self._file.close)
+            await asyncio.wait_for(asyncio.shield(pending), self._close_timeout)
+        except TimeoutError:
+            log.warning("audit: file sink still busy at close; it closes when its write ends")
         finally:
             self._executor.shutdown(wait=False)
 
@@ -120,8 +131,11 @@ class _ThreadedFile:
 class FileEntrySink:
     """Chain entries as ``<dir>/<writer>.jsonl`` with size rotation (fsync per batch)."""
 
-    def __init__(self, directory: Path, writer: str, *, rotate_bytes: int) -> None:
-        self._file = _ThreadedFile(_AppendFile(directory, writer, rotate_bytes), "audit-file")
+    def __init__(
+        self, directory: Path, writer: str, *, rotate_bytes: int, close_timeout: float = 10.0
+    ) -> None:
+        file = _AppendFile(directory, writer, rotate_bytes)
+        self._file = _ThreadedFile(file, "audit-file", close_timeout)
 
     @property
     def name(self) -> str:
@@ -137,8 +151,10 @@ class FileEntrySink:
 class FileCheckpointSink:
     """Checkpoint records as ``<checkpoint_dir>/<writer>.jsonl`` (fsync per write)."""
 
-    def __init__(self, directory: Path, writer: str) -> None:
-        self._file = _ThreadedFile(_AppendFile(directory, writer, None), "audit-ckpt")
+    def __init__(self, directory: Path, writer: str, *, close_timeout: float = 10.0) -> None:
+        self._file = _ThreadedFile(
+            _AppendFile(directory, writer, None), "audit-ckpt", close_timeout
+        )
 
     @property
     def name(self) -> str:

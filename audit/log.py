@@ -309,10 +309,13 @@ async def open_audit_log(
     log_dir, checkpoint_dir = config.log_dir(data_dir), config.checkpoint_path(data_dir)
     if await asyncio.to_thread(_same_dir, log_dir, checkpoint_dir):
         raise AuditError("audit: checkpoint_dir must differ from dir (it is the second sink)")
+    timeout = config.write_timeout
     entry_sinks: list[EntrySink] = [
-        FileEntrySink(log_dir, writer, rotate_bytes=config.rotate_bytes)
+        FileEntrySink(log_dir, writer, rotate_bytes=config.rotate_bytes, close_timeout=timeout)
     ]
-    checkpoint_sinks: list[CheckpointSink] = [FileCheckpointSink(checkpoint_dir, writer)]
+    checkpoint_sinks: list[CheckpointSink] = [
+        FileCheckpointSink(checkpoint_dir, writer, close_timeout=timeout)
+    ]
     if config.postgres is not None:
         from audit.pg_sink import PostgresSink
 
