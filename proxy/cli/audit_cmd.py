@@ -104,8 +104,12 @@ def verify(
         with ExitStack() as stack:
             data_dir = data_dir or _guess_data_dir(paths)
             keys = _keys(public_key, jwks, data_dir)
-            streams, complete = _streams(paths, schema, stack)
             checkpoints = _checkpoints(checkpoints_path, dsn, schema, data_dir, stack)
+            streams, complete = _streams(paths, schema, stack, has_sink=bool(checkpoints))
+            if complete and dsn is not None and not paths[0].startswith(_PG_SCHEMES):
+                # a shared database also holds other hosts' writers: do not call them deleted
+                click.echo("writers: only those under PATH (verify from postgresql:// for all)")
+                complete = False
             report = verify_log(
                 streams,
                 keys=keys,
@@ -169,8 +173,9 @@ def _keys(
 
 
 def _streams(
-    paths: tuple[str, ...], schema: str, stack: ExitStack
+    paths: tuple[str, ...], schema: str, stack: ExitStack, *, has_sink: bool
 ) -> tuple[Iterable[tuple[str, Iterator[Line]]], bool]:
+    """The writers' lines, and whether they are all the writers there are."""
     urls = [p for p in paths if p.startswith(_PG_SCHEMES)]
     if urls:
         if len(paths) != 1:
@@ -178,14 +183,15 @@ def _streams(
         conn = stack.enter_context(connect_readonly(urls[0]))
         return pg_streams(conn, schema), True
     files = find_log_files([Path(p) for p in paths])
-    if not files.by_writer:
+    if not files.by_writer and not (files.complete and has_sink):
         raise CannotRun("no audit log files under the given paths")
     return file_streams(files), files.complete
 
 
 def _checkpoints(
     path: Path | None, dsn: str | None, schema: str, data_dir: Path | None, stack: ExitStack
-) -> Iterable[Line] | None:
+) -> list[Line] | None:
+    """Every second-sink record (small: one per checkpoint), or None without a second sink."""
     sources: list[Iterable[Line]] = []
     if path is None and dsn is None and data_dir is not None:
         default = data_dir / DEFAULT_CHECKPOINTS

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import click
@@ -96,7 +97,6 @@ def test_verify_live_logs_with_allow_unclosed(
     tmp_path: Path, key_signer: Ed25519CheckpointSigner
 ) -> None:
     import asyncio
-    import shutil
 
     from audit import open_audit_log
 
@@ -175,3 +175,34 @@ def test_tail_prints_the_last_entries(log: LogDirs) -> None:
 def test_tail_of_a_missing_path_is_refused(tmp_path: Path) -> None:
     result = run("tail", str(tmp_path / "missing"))
     assert result.exit_code == 2
+
+
+def test_a_shared_database_sink_does_not_flag_other_hosts(
+    tmp_path: Path, key_signer: Ed25519CheckpointSigner, pg_schema: tuple[str, str]
+) -> None:
+    dsn, schema = pg_schema
+    pg = {"dsn": dsn, "schema": schema}
+    mine = write_log_sync(tmp_path / "a", key_signer, 3, postgres=pg)
+    write_log_sync(tmp_path / "b", key_signer, 3, writer="other-2-beef", postgres=pg)
+    pem = str(tmp_path / "keys" / "audit-checkpoint.pem")
+    local = run("verify", str(mine.log_dir), "--public-key", pem, "--dsn", dsn, "--schema", schema)
+    assert local.exit_code == 0, local.output
+    assert "other-2-beef" not in local.output
+    # verifying from the database covers every writer, so a vanished one is reported
+    import psycopg
+
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        conn.execute(f"DELETE FROM \"{schema}\".audit_entries WHERE writer = 'other-2-beef'")
+    everything = run("verify", dsn, "--schema", schema, "--dsn", dsn, "--public-key", pem)
+    assert everything.exit_code == 1
+    assert "writer other-2-beef: FAIL deleted" in everything.output
+
+
+def test_an_emptied_log_directory_is_reported_against_the_second_sink(log: LogDirs) -> None:
+    for path in log.log_dir.iterdir():
+        path.unlink()
+    result = run("verify", str(log.log_dir))
+    assert result.exit_code == 1
+    assert f"writer {WRITER}: FAIL deleted" in result.output
+    shutil.rmtree(log.checkpoint_dir)
+    assert run("verify", str(log.log_dir)).exit_code == 2
