@@ -200,6 +200,11 @@ class KeyManager:
 
     async def seal(self, *, actor: str | None = None, reason: str | None = None) -> None:
         """Drop all key material from memory; requests fail with Sealed until unsealed."""
+        if await self._drop():
+            await self.audit("keyring.seal", reason=reason, actor=actor)
+
+    async def _drop(self) -> bool:
+        """Forget every key, stop the DRBG, close the root; True if anything was unsealed."""
         async with self._lock:
             was_sealed = self._view is None
             self._view, self._loaded = None, None
@@ -207,7 +212,7 @@ class KeyManager:
             await self._rng.stop()
             if not was_sealed:
                 await self._io.root.close()
-                await self.audit("keyring.seal", reason=reason, actor=actor)
+            return not was_sealed
 
     # ---- lifecycle ----
 
@@ -324,10 +329,11 @@ class KeyManager:
             self._task = asyncio.create_task(self._run(), name="tokengate-kms-maintain")
 
     async def close(self) -> None:
-        """Stop the background task, seal, release the store.
+        """Stop the background task, drop all key material, release the store.
 
-        Close the audit log first (its final checkpoint is signed with the
-        audit-checkpoint key); the shutdown seal is then logged, not audited.
+        Shutdown is recorded by the gateway (``gateway.stop``), not as a seal:
+        close the audit log first (its final checkpoint is signed with the
+        audit-checkpoint key), then the key manager.
         """
         task, self._task = self._task, None
         if task is not None:
@@ -336,10 +342,7 @@ class KeyManager:
         closers, self._closers = self._closers, []
         for closer in closers:
             await closer()
-        try:
-            await self.seal(reason="shutdown")
-        except Exception as e:  # key material is already dropped; only the audit entry failed
-            log.warning("kms: shutdown seal not audited: %s", type(e).__name__)
+        await self._drop()
         await self._io.store.close()
 
     async def _run(self) -> None:

@@ -28,6 +28,7 @@ from kms_client.keyring_io import KeyringIO
 from kms_client.local_root import LocalRootKey
 from kms_client.manager import KeyManager
 from kms_client.rng_install import RngInstaller
+from kms_client.root import RootBackend
 from kms_client.root_uri import DEV_ROOT_URI, is_dev_default, open_root
 from kms_client.store import default_store_uri, open_store
 from tokengate.errors import ConfigError, GatewayError
@@ -42,15 +43,7 @@ def build_key_manager(
     now: Callable[[], datetime] | None = None,
 ) -> KeyManager:
     """A sealed KeyManager for ``config`` (no IO yet); ConfigError for a refused setting."""
-    root = open_root(config.root or DEV_ROOT_URI, data_dir=data_dir)
-    store_uri = config.store or default_store_uri(data_dir)
-    if production:
-        if is_dev_default(root):
-            raise ConfigError(
-                "keys.root: production mode refuses the development root file;"
-                " set keys.root to pkcs11:, aws-kms:// or an explicit local: source"
-            )
-        _refuse_plaintext_store(store_uri)
+    root, store_uri = check_keys_config(config, data_dir=data_dir, production=production)
     store = open_store(store_uri, name=config.keyring_name)
     io = KeyringIO(CountingRoot(root, auditor=auditor), store, name=config.keyring_name)
     return KeyManager(
@@ -61,6 +54,27 @@ def build_key_manager(
         refresh_interval=config.refresh_interval,
         rng=RngInstaller(reseed_interval=config.rng_reseed_interval),
     )
+
+
+def check_keys_config(
+    config: KeysConfig, *, data_dir: Path, production: bool
+) -> tuple[RootBackend, str]:
+    """The root backend and store URI ``config`` names; ConfigError for a refused setting.
+
+    No IO: call it at config load time to fail fast (the gateway's production
+    checks, the CLI before it opens anything).
+    """
+    root = open_root(config.root or DEV_ROOT_URI, data_dir=data_dir)
+    store_uri = config.store or default_store_uri(data_dir)
+    open_store(store_uri, name=config.keyring_name)  # refuses unknown schemes
+    if production:
+        if is_dev_default(root):
+            raise ConfigError(
+                "keys.root: production mode refuses the development root file;"
+                " set keys.root to pkcs11:, aws-kms:// or an explicit local: source"
+            )
+        _refuse_plaintext_store(store_uri)
+    return root, store_uri
 
 
 async def open_key_manager(
