@@ -20,7 +20,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from bench import targets
+from bench import cpu, targets
 from bench.loadgen import WrkSettings, run_wrk
 from bench.procs import BenchError, Servers, free_port, http_status, sigterm_as_interrupt
 from bench.report import Measurement, Report
@@ -100,8 +100,12 @@ def measure(
     warmup_s: int,
     report: Report,
     raw_dir: Path,
+    servers: Servers,
 ) -> None:
-    """Probe, warm up and measure one running target on every endpoint."""
+    """Probe, warm up and measure one running target on every endpoint.
+
+    The CPU that processes outside the benchmark used meanwhile is recorded too.
+    """
     for ep in endpoints:
         url = launch.base_url + ep.path
         status = http_status(url, headers=ep.headers, timeout=10.0)
@@ -111,13 +115,19 @@ def measure(
         try:
             if warmup_s:
                 run_wrk(settings, url, ep.headers, duration_s=warmup_s)
+            before = cpu.sample(servers.session_ids())
             result, raw = run_wrk(settings, url, ep.headers)
+            load = cpu.share(before, cpu.sample(servers.session_ids()))
         except (ValueError, subprocess.TimeoutExpired) as e:
             report.add(Measurement.failed(launch, ep.name, str(e)))
             continue
         (raw_dir / f"{launch.name}-{ep.name}.txt").write_text(raw)
-        report.add(Measurement.of(launch, ep.name, result))
-        print(f"  {launch.name:<20} {ep.name:<11} {result.rps:>10.0f} rps", flush=True)
+        report.add(Measurement.of(launch, ep.name, result, load))
+        print(
+            f"  {launch.name:<20} {ep.name:<11} {result.rps:>10.0f} rps"
+            f"  (other processes: {load.foreign_pct:.0f}% of a core)",
+            flush=True,
+        )
 
 
 def run(args: argparse.Namespace, workdir: Path, report: Report) -> None:
@@ -135,7 +145,7 @@ def run(args: argparse.Namespace, workdir: Path, report: Report) -> None:
                 continue
             print(f"- {name}", flush=True)
             if factory is None:
-                measure(backend, endpoints, settings, args.warmup, report, raw_dir)
+                measure(backend, endpoints, settings, args.warmup, report, raw_dir, servers)
                 continue
             launch = factory()
             try:
@@ -145,7 +155,7 @@ def run(args: argparse.Namespace, workdir: Path, report: Report) -> None:
                 print(f"  {name}: FAILED to start\n{e}", flush=True)
                 continue
             try:
-                measure(launch, endpoints, settings, args.warmup, report, raw_dir)
+                measure(launch, endpoints, settings, args.warmup, report, raw_dir, servers)
             finally:
                 servers.stop(server)
 

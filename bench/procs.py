@@ -138,6 +138,10 @@ class Servers:
         if server in self._running:
             self._running.remove(server)
 
+    def session_ids(self) -> list[int]:
+        """Session ids of the running servers (each leads its own session)."""
+        return [s.proc.pid for s in self._running]
+
     def stop_all(self) -> None:
         for server in reversed(list(self._running)):
             self.stop(server)

@@ -18,12 +18,14 @@ from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
+from bench.cpu import CpuShare
 from bench.loadgen import WrkResult, WrkSettings
 from bench.targets import REPO, Launch
 
 TOKENGATE = ("tokengate-1w", "tokengate-1w-nolog", "tokengate-2w", "tokengate-2w-nolog")
 PEERS = (("ref", "ref-aiohttp"), ("mitmproxy", "mitmdump"), ("nginx", "nginx"))
 GOALS = (("ref-aiohttp", 0.9), ("mitmdump", 5.0))
+NOISY_PCT = 15.0  # foreign CPU, in % of one core, above which a measurement is flagged
 
 
 @dataclass(frozen=True, slots=True)
@@ -35,10 +37,15 @@ class Measurement:
     endpoint: str
     result: WrkResult | None
     error: str | None = None
+    cpu: CpuShare | None = None
 
     @classmethod
-    def of(cls, launch: Launch, endpoint: str, result: WrkResult) -> Measurement:
-        return cls(launch.name, launch.label, endpoint, result)
+    def of(cls, launch: Launch, endpoint: str, result: WrkResult, cpu: CpuShare) -> Measurement:
+        return cls(launch.name, launch.label, endpoint, result, cpu=cpu)
+
+    @property
+    def noisy(self) -> bool:
+        return self.cpu is not None and self.cpu.foreign_pct > NOISY_PCT
 
     @classmethod
     def failed(cls, launch: Launch, endpoint: str, error: str) -> Measurement:
@@ -51,6 +58,14 @@ class Measurement:
             "endpoint": self.endpoint,
             **(self.result.as_dict() if self.result else {}),
             "error": self.error,
+            "cpu_pct_of_one_core": None
+            if self.cpu is None
+            else {
+                "machine": round(self.cpu.busy_pct, 1),
+                "benchmark": round(self.cpu.ours_pct, 1),
+                "other_processes": round(self.cpu.foreign_pct, 1),
+            },
+            "noisy": self.noisy,
         }
 
 
@@ -114,6 +129,9 @@ class Report:
     def failures(self) -> list[Measurement]:
         return [m for m in self.measurements if m.result is None or not m.result.clean]
 
+    def noisy(self) -> list[Measurement]:
+        return [m for m in self.measurements if m.noisy]
+
     def endpoints(self) -> list[str]:
         return list(dict.fromkeys(m.endpoint for m in self.measurements))
 
@@ -158,24 +176,13 @@ class Report:
             "targets one after another on this machine"
         ]
         for ep in self.endpoints():
-            lines += ["", f"endpoint {ep}", _row("target", "rps", "p50 ms", "p99 ms", "x direct")]
-            for m in (m for m in self.measurements if m.endpoint == ep):
-                if m.result is None:
-                    lines.append(f"{m.target:<20} FAILED: {_gist(m.error or '')}")
-                    continue
-                res = m.result
-                x = _fmt(self.ratio(m.target, "direct", ep))
-                row = _row(m.target, f"{res.rps:.0f}", f"{res.p50_ms:.2f}", f"{res.p99_ms:.2f}", x)
-                if not res.clean:
-                    row += f"  (errors: {res.socket_errors} socket, {res.non_2xx_3xx} non-2xx)"
-                lines.append(row)
-            rows = []
-            for tg in TOKENGATE:
-                cells = [_fmt(self.ratio(tg, peer, ep)) for _, peer in PEERS]
-                if any(c != "-" for c in cells):
-                    rows.append(_row(tg, *cells))
-            if rows:
-                lines += ["", _row("ratio (rps)", *(f"tg/{s}" for s, _ in PEERS)), *rows]
+            lines += ["", f"endpoint {ep}", *self._table(ep), *self._ratio_table(ep)]
+        if self.noisy():
+            lines += [
+                "",
+                f"! other processes used more than {NOISY_PCT:.0f}% of a core during this "
+                "measurement: its numbers are not trustworthy; rerun on a quiet machine",
+            ]
         lines += ["", "goals (rps ratio in this run)"]
         for g in self.goals():
             verdict = {True: "met", False: "MISSED", None: "not measured"}[g.met]
@@ -185,6 +192,30 @@ class Report:
             )
         return "\n".join(lines)
 
+    def _table(self, ep: str) -> list[str]:
+        lines = [_row("target", "rps", "p50 ms", "p99 ms", "x direct", "other cpu")]
+        for m in (m for m in self.measurements if m.endpoint == ep):
+            if m.result is None:
+                lines.append(f"{m.target:<20} FAILED: {_gist(m.error or '')}")
+                continue
+            res = m.result
+            x = _fmt(self.ratio(m.target, "direct", ep))
+            other = "-" if m.cpu is None else f"{m.cpu.foreign_pct:.0f}%" + "!" * m.noisy
+            cells = (f"{res.rps:.0f}", f"{res.p50_ms:.2f}", f"{res.p99_ms:.2f}", x, other)
+            row = _row(m.target, *cells)
+            if not res.clean:
+                row += f"  (errors: {res.socket_errors} socket, {res.non_2xx_3xx} non-2xx)"
+            lines.append(row)
+        return lines
+
+    def _ratio_table(self, ep: str) -> list[str]:
+        rows = []
+        for tg in TOKENGATE:
+            cells = [_fmt(self.ratio(tg, peer, ep)) for _, peer in PEERS]
+            if any(c != "-" for c in cells):
+                rows.append(_row(tg, *cells))
+        return ["", _row("ratio (rps)", *(f"tg/{s}" for s, _ in PEERS)), *rows] if rows else []
+
     def write(self, outdir: Path) -> Path:
         """Write the JSON next to earlier runs; the path."""
         outdir.mkdir(parents=True, exist_ok=True)
@@ -193,6 +224,7 @@ class Report:
             "benchmark": "gateway",
             "started": self.started.isoformat(),
             "interrupted": self.interrupted,
+            "noisy_measurements": len(self.noisy()),
             "wrk": {**vars_of(self.settings), "warmup_s": self.warmup_s},
             "environment": environment(),
             "results": [m.as_dict() for m in self.measurements],

@@ -13,7 +13,7 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 
-from bench import route_matching, targets
+from bench import cpu, route_matching, targets
 from bench.loadgen import WrkSettings, parse_wrk, run_wrk
 from bench.procs import BenchError, Servers, free_port, http_status
 from bench.ref_proxy import make_app
@@ -161,3 +161,26 @@ def test_tokengate_bench_config_passes_strict_validation(tmp_path: Path, access_
     assert settings.gateway.logging.level == ("info" if access_log else "warning")
     assert settings.gateway.workers == 2
     assert [r.name for r in settings.routes] == ["all"]
+
+
+def test_cpu_share_is_machine_busy_time_minus_the_benchmarks_own() -> None:
+    before = cpu.CpuSample(wall_s=10.0, busy_s=100.0, ours_s=50.0)
+    after = cpu.CpuSample(wall_s=12.0, busy_s=103.0, ours_s=52.0)
+    load = cpu.share(before, after)
+    assert (load.busy_pct, load.ours_pct, load.foreign_pct) == (150.0, 100.0, 50.0)
+
+
+def test_cpu_share_never_reports_negative_foreign_load() -> None:
+    # /proc/stat and per-process counters tick separately: ours can read above busy.
+    load = cpu.share(cpu.CpuSample(0.0, 10.0, 10.0), cpu.CpuSample(1.0, 10.5, 10.9))
+    assert load.foreign_pct == 0.0
+
+
+def test_cpu_counts_the_sessions_it_is_given(tmp_path: Path) -> None:
+    with Servers(tmp_path) as servers:
+        backend = targets.demo_backend(free_port(), tmp_path / "demo")
+        server = servers.start("backend", backend.argv, ready=backend.ready)
+        assert servers.session_ids() == [server.proc.pid]
+        assert cpu.sessions_cpu_s(servers.session_ids()) > 0  # it has imported aiohttp
+        assert cpu.sessions_cpu_s([]) == 0
+    assert cpu.machine_busy_s() > 0
