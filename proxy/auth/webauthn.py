@@ -13,8 +13,10 @@ Rules:
 - Authentication lists the subject's own credentials (``allowCredentials``),
   prefers user verification, checks the credential id and user handle against
   the stored credential, and refuses a signature counter that did not grow
-  (py_webauthn's rule: counters that are both zero are authenticators without
-  one). The caller stores the new counter with a compare-and-set.
+  (counters that are both zero are authenticators without one). The counter
+  rule runs only after the signature verified, so :class:`SignCountRegression`
+  is a real clone-or-replay signal, never something a forger can trigger.
+  The caller stores the new counter with a compare-and-set.
 - Every failure is one opaque :class:`WebAuthnError`; the library's message
   goes to ``reason`` for logs.
 
@@ -64,6 +66,10 @@ class WebAuthnError(AuthError):
 
     def __init__(self, reason: str) -> None:
         super().__init__("webauthn: verification failed", reason=reason)
+
+
+class SignCountRegression(WebAuthnError):
+    """A correctly signed assertion whose counter did not grow: a cloned key or a replay."""
 
 
 @dataclass(frozen=True)
@@ -216,11 +222,14 @@ def verify_authentication(
             expected_rp_id=rp.rp_id,
             expected_origin=list(rp.origins),
             credential_public_key=credential.public_key,
-            credential_current_sign_count=credential.sign_count,
+            credential_current_sign_count=0,  # counter rule applied below, after the signature
             require_user_verification=rp.require_user_verification,
         )
     except (WebAuthnException, ValueError, TypeError, KeyError) as e:
         raise WebAuthnError(f"authentication: {e}") from e
+    new, old = verified.new_sign_count, credential.sign_count
+    if (new > 0 or old > 0) and new <= old:
+        raise SignCountRegression(f"authentication: sign count {new} not above stored {old}")
     return Assertion(
         credential_id=verified.credential_id,
         new_sign_count=verified.new_sign_count,

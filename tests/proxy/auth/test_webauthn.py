@@ -11,6 +11,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from proxy.auth.errors import AuthError
 from proxy.auth.webauthn import (
     RelyingParty,
+    SignCountRegression,
     StoredCredential,
     WebAuthnError,
     authentication_options,
@@ -166,7 +167,7 @@ def test_counter_regression_refused(stored_count: int, sent: int) -> None:
         stored.credential_id, stored.public_key, stored_count, stored.user_handle
     )
     challenge, options = assertion_for(stored)
-    with pytest.raises(WebAuthnError, match="verification failed") as info:
+    with pytest.raises(SignCountRegression, match="verification failed") as info:
         verify_authentication(
             RP, auth.get(options, counter=sent), challenge=challenge, credential=stored
         )
@@ -176,6 +177,18 @@ def test_counter_regression_refused(stored_count: int, sent: int) -> None:
         RP, auth.get(options, counter=stored_count + 1), challenge=challenge, credential=stored
     )
     assert result.new_sign_count == stored_count + 1
+
+
+def test_forged_assertion_with_old_counter_is_not_a_regression_signal() -> None:
+    auth = SoftAuthenticator(ORIGIN)
+    stored, _ = register(auth)
+    stored = StoredCredential(stored.credential_id, stored.public_key, 5, stored.user_handle)
+    challenge, options = assertion_for(stored)
+    forged = auth.get(options, counter=3, sign_with=ec.generate_private_key(ec.SECP256R1()))
+    with pytest.raises(WebAuthnError) as info:
+        verify_authentication(RP, forged, challenge=challenge, credential=stored)
+    assert not isinstance(info.value, SignCountRegression)
+    assert "signature" in info.value.reason
 
 
 def test_authenticators_without_a_counter_stay_at_zero() -> None:
