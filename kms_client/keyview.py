@@ -61,6 +61,7 @@ class _Entry:
 class _Purpose:
     kind: KeyKind
     primary: int
+    latest: int
     entries: Mapping[int, _Entry]
 
 
@@ -147,6 +148,11 @@ class KeyView:
         """The public JWKS of a signing purpose: current and still-valid previous keys."""
         return {"keys": [s.public_jwk() for s in self.verifiers(purpose)]}
 
+    def is_newer(self, purpose: str, version: int) -> bool:
+        """True if ``version`` is newer than any this keyring has (another replica made it)."""
+        p = self._purposes.get(purpose)
+        return p is not None and version > p.latest
+
     def take_usage(self) -> dict[UsageKey, int]:
         """Encryptions counted since the last call (moved to the store by the manager)."""
         with self._lock:
@@ -197,4 +203,4 @@ def _build(ring: PurposeRing) -> _Purpose:
             else None
         )
         entries[key.version] = _Entry(key.state, key.material, cipher, signer)
-    return _Purpose(ring.kind, ring.primary, entries)
+    return _Purpose(ring.kind, ring.primary, ring.latest, entries)

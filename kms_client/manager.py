@@ -1,19 +1,17 @@
 """KeyManager: the keyring the gateway uses, sealed or unsealed.
 
 Rules:
-- Unsealed, the request path (encrypt, decrypt, hmac, derive_key, signer,
-  jwks) reads an immutable :class:`~kms_client.keyview.KeyView` and makes no
-  IO and no root-backend call. Sealed, each of them raises
-  :class:`~kms_client.errors.Sealed` (503): fail closed.
+- The request path (:class:`~kms_client.access.KeyAccess`) makes no IO and
+  no root-backend call; sealed, it raises :class:`~kms_client.errors.Sealed`.
 - Lifecycle acts (create, rotate, revoke, destroy, KWK rotation) are audited
   with result ``requested`` before they are committed (an audit failure
   refuses the act) and ``ok`` or ``failed`` after; unseal, seal and refreshes
   are audited once their outcome is known. No audit field carries key material.
 - One asyncio lock serialises unseal, seal, refresh and lifecycle acts in
   this process; the store's compare-and-set serialises them across replicas.
-- ``maintain()`` (run by the background task every ``refresh_interval``)
-  picks up other replicas' changes, moves encryption counts to the store and
-  makes the rotations the settings ask for.
+- ``maintain()`` (run by :mod:`kms_client.maintenance` every
+  ``refresh_interval``) picks up other replicas' changes, moves encryption
+  counts to the store and makes the rotations the settings ask for.
 """
 
 from __future__ import annotations
@@ -23,24 +21,25 @@ import logging
 from collections.abc import Awaitable, Callable, Mapping
 from datetime import datetime
 
+from kms_client.access import KeyAccess
 from kms_client.audit_port import Auditor, AuditValue
 from kms_client.config import PurposeSettings
 from kms_client.errors import KeyringError, KmsError, Sealed
 from kms_client.keyring import Keyring
 from kms_client.keyring_io import Change, KeyringIO, Loaded
-from kms_client.keyview import DerivedKey, KeyedDigest, KeyView
+from kms_client.keyview import KeyView
+from kms_client.maintenance import Background
 from kms_client.rng_install import RngInstaller
 from kms_client.root import RootBackend
 from kms_client.schedule import due_rotations, is_due
 from kms_client.shamir import Share
-from kms_client.signing import KeySigner
 from kms_client.store import KeyringStore
 from kms_client.unsealing import unseal_keyring
 
 log = logging.getLogger(__name__)
 
 
-class KeyManager:
+class KeyManager(KeyAccess):
     """Keys per purpose for the gateway; built by :func:`kms_client.open_key_manager`."""
 
     def __init__(
@@ -53,24 +52,18 @@ class KeyManager:
         refresh_interval: float,
         rng: RngInstaller,
     ) -> None:
+        super().__init__()
         self._io = io
         self._settings = dict(settings)
         self._auditor = auditor
         self._now = now
-        self._refresh_interval = refresh_interval
         self._rng = rng
         self._lock = asyncio.Lock()
-        self._view: KeyView | None = None
         self._loaded: Loaded | None = None
-        self._task: asyncio.Task[None] | None = None
         self._closers: list[Callable[[], Awaitable[None]]] = []
+        self._background = Background(self, interval=refresh_interval)
 
     # ---- state ----
-
-    @property
-    def is_sealed(self) -> bool:
-        """True while no key material is in memory."""
-        return self._view is None
 
     @property
     def root_calls(self) -> int:
@@ -112,55 +105,8 @@ class KeyManager:
             raise Sealed
         return self._loaded.keyring
 
-    # ---- request path ----
-
-    def encrypt(self, purpose: str, plaintext: bytes, *, context: bytes) -> bytes:
-        """AES-256-GCM under the primary of ``purpose``, context bound as AAD."""
-        return self._keys().encrypt(purpose, plaintext, context=context)
-
-    def decrypt(self, purpose: str, ciphertext: bytes, *, context: bytes) -> bytes:
-        """Decrypt with the version the ciphertext names; DecryptionError on any failure."""
-        return self._keys().decrypt(purpose, ciphertext, context=context)
-
-    def hmac(self, purpose: str, data: bytes, *, version: int | None = None) -> KeyedDigest:
-        """HMAC-SHA256 under a prf purpose's key ``version`` (default: primary)."""
-        return self._keys().hmac(purpose, data, version=version)
-
-    def derive_key(
-        self,
-        purpose: str,
-        *,
-        salt: bytes,
-        info: bytes,
-        version: int | None = None,
-        length: int = 32,
-    ) -> DerivedKey:
-        """WARNING: HKDF output for a caller's own cipher; see KeyView.derive_key."""
-        return self._keys().derive_key(
-            purpose, salt=salt, info=info, version=version, length=length
-        )
-
-    def signer(self, purpose: str) -> KeySigner:
-        """The primary Ed25519 signer of a signing purpose (``kid``, ``sign``, ``public_jwk``)."""
-        return self._keys().signer(purpose)
-
-    def verifiers(self, purpose: str) -> list[KeySigner]:
-        """Key pairs whose signatures still verify, primary first."""
-        return self._keys().verifiers(purpose)
-
-    def jwks(self, purpose: str) -> dict[str, list[dict[str, str]]]:
-        """Public JWKS of a signing purpose: current and still-valid previous keys."""
-        return self._keys().jwks(purpose)
-
-    def primary_version(self, purpose: str) -> int:
-        """The version that encrypts or signs for ``purpose``."""
-        return self._keys().primary_version(purpose)
-
-    def _keys(self) -> KeyView:
-        view = self._view
-        if view is None:
-            raise Sealed
-        return view
+    def _newer_version_seen(self) -> None:
+        self._background.refresh_soon()
 
     # ---- seal / unseal ----
 
@@ -302,15 +248,7 @@ class KeyManager:
         for due in due_rotations(
             loaded.keyring, self._settings, view.known_usage(), now=self._now()
         ):
-            settings = self._settings[due.purpose]
-
-            def change(
-                k: Keyring, s: PurposeSettings = settings, p: int = due.primary
-            ) -> Keyring | None:
-                if is_due(k, s, self._usage(), now=self._now(), primary=p) is None:
-                    return None
-                return k.rotated(s.name, now=self._now())[0]
-
+            change = self._rotation_if_due(self._settings[due.purpose], due.primary)
             fields: dict[str, AuditValue] = {
                 "purpose": due.purpose,
                 "previous": due.primary,
@@ -325,8 +263,7 @@ class KeyManager:
 
     def start(self) -> None:
         """Start the background task (refresh, usage, scheduled rotation); idempotent."""
-        if self._task is None:
-            self._task = asyncio.create_task(self._run(), name="tokengate-kms-maintain")
+        self._background.start()
 
     async def close(self) -> None:
         """Stop the background task, drop all key material, release the store.
@@ -335,25 +272,12 @@ class KeyManager:
         close the audit log first (its final checkpoint is signed with the
         audit-checkpoint key), then the key manager.
         """
-        task, self._task = self._task, None
-        if task is not None:
-            task.cancel()
-            await asyncio.gather(task, return_exceptions=True)
+        await self._background.stop()
         closers, self._closers = self._closers, []
         for closer in closers:
             await closer()
         await self._drop()
         await self._io.store.close()
-
-    async def _run(self) -> None:
-        while True:
-            await asyncio.sleep(self._refresh_interval)
-            try:
-                await self.maintain()
-            except KmsError as e:
-                log.warning("kms: background maintenance failed: %s", e)
-            except Exception:  # keep the loop alive; the error is logged, not swallowed
-                log.exception("kms: background maintenance crashed")
 
     # ---- internals ----
 

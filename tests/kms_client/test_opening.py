@@ -118,3 +118,31 @@ async def test_shamir_root_starts_sealed(tmp_path: Path, control_dir: Path) -> N
             m.encrypt("tokenize", b"x", context=b"")
     finally:
         await m.close()
+
+
+async def test_unknown_newer_version_triggers_an_immediate_refresh(
+    tmp_path: Path, control_dir: Path
+) -> None:
+    from kms_client.errors import DecryptionError
+
+    config = KeysConfig(refresh_interval=3600, control_dir=str(control_dir))  # no periodic tick
+    a = await open_key_manager(
+        config, data_dir=tmp_path, auditor=RecordingAuditor(), production=False
+    )
+    b = await open_key_manager(
+        config, data_dir=tmp_path, auditor=RecordingAuditor(), production=False
+    )
+    try:
+        await a.rotate("mfa-secrets")
+        ct = a.encrypt("mfa-secrets", b"new", context=b"c")
+        old = a.decrypt("mfa-secrets", a.encrypt("mfa-secrets", b"x", context=b"c"), context=b"c")
+        assert old == b"x"
+        with pytest.raises(DecryptionError):  # fails closed once...
+            b.decrypt("mfa-secrets", ct, context=b"c")
+        async with asyncio.timeout(30):  # ...and b refreshes right away, not in an hour
+            while b.primary_version("mfa-secrets") != 2:
+                await asyncio.sleep(0.01)
+        assert b.decrypt("mfa-secrets", ct, context=b"c") == b"new"
+    finally:
+        await a.close()
+        await b.close()

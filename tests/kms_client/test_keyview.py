@@ -1,0 +1,55 @@
+"""KeyView: usage counting and the GCM hard limit, newer-version detection, verifier order."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import pytest
+
+from kms_client.config import MAX_NONCE_ENCRYPTIONS
+from kms_client.errors import KeyStateError
+from kms_client.keyring import KeyKind, Keyring
+from kms_client.keyview import KeyView
+
+NOW = datetime(2030, 1, 1, tzinfo=UTC)
+
+
+def _keyring() -> Keyring:
+    ring = Keyring({}).with_purpose("mfa-secrets", KeyKind.AEAD, now=NOW)
+    ring = ring.with_purpose("audit-checkpoint", KeyKind.SIGNING, now=NOW)
+    ring, _ = ring.rotated("mfa-secrets", now=NOW)
+    return ring
+
+
+def test_usage_is_counted_taken_and_restored_when_not_persisted() -> None:
+    view = KeyView(_keyring(), known_usage={})
+    for _ in range(3):
+        view.encrypt("mfa-secrets", b"x", context=b"")
+    taken = view.take_usage()
+    assert taken == {("mfa-secrets", 2): 3}
+    assert view.take_usage() == {}
+    view.record_totals({}, taken)  # the store write failed: keep counting locally
+    assert view.known_usage() == {("mfa-secrets", 2): 3}
+    view.record_totals({("mfa-secrets", 2): 10}, view.take_usage())
+    assert view.known_usage() == {("mfa-secrets", 2): 10}
+
+
+def test_encryption_refuses_past_the_gcm_limit() -> None:
+    view = KeyView(_keyring(), known_usage={("mfa-secrets", 2): MAX_NONCE_ENCRYPTIONS - 1})
+    view.encrypt("mfa-secrets", b"last one", context=b"")
+    with pytest.raises(KeyStateError, match="is used up; rotate it"):
+        view.encrypt("mfa-secrets", b"one too many", context=b"")
+
+
+@pytest.mark.parametrize(("version", "newer"), [(1, False), (2, False), (3, True), (0, False)])
+def test_newer_versions_are_recognised(version: int, newer: bool) -> None:
+    view = KeyView(_keyring(), known_usage={})
+    assert view.is_newer("mfa-secrets", version) is newer
+    assert view.is_newer("unknown-purpose", version) is False
+
+
+def test_verifiers_primary_first() -> None:
+    ring, _ = _keyring().rotated("audit-checkpoint", now=NOW)
+    view = KeyView(ring, known_usage={})
+    assert [s.version for s in view.verifiers("audit-checkpoint")] == [2, 1]
+    assert view.signer("audit-checkpoint").version == 2
