@@ -2,7 +2,8 @@
 
 The gateway calls :func:`open_key_manager` once with the ``keys:`` section
 (:class:`KeysConfig`) and uses the returned :class:`KeyManager` for every
-key operation. See docs/keys.md.
+key operation; everything else here is for the CLI, the audit wiring and
+packages that store keyring ciphertexts. See docs/keys.md.
 """
 
 from __future__ import annotations
@@ -19,11 +20,16 @@ from kms_client.errors import (
 )
 from kms_client.keyview import DerivedKey, KeyedDigest
 from kms_client.manager import KeyManager
-from kms_client.opening import open_key_manager
+from kms_client.opening import build_key_manager, check_keys_config, open_key_manager
+from kms_client.purpose_signer import PurposeSigner
+from kms_client.rewrap import BatchResult, RewrapSource, register_rewrap_source
+from kms_client.rng import random_bytes
+from kms_client.secrets import WrappedSecrets
 from kms_client.signing import KeySigner
 
 __all__ = [
     "Auditor",
+    "BatchResult",
     "DecryptionError",
     "DerivedKey",
     "KeyManager",
@@ -34,7 +40,14 @@ __all__ = [
     "KeysConfig",
     "KmsError",
     "PurposeConfig",
+    "PurposeSigner",
+    "RewrapSource",
     "RootError",
     "Sealed",
+    "WrappedSecrets",
+    "build_key_manager",
+    "check_keys_config",
     "open_key_manager",
+    "random_bytes",
+    "register_rewrap_source",
 ]

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from kms_client import rng
-from kms_client.errors import RootAuthError, WrongRoot
+from kms_client.errors import RootAuthError, RootUnavailable, WrongRoot
 from kms_client.pkcs11_root import Pkcs11RootConfig, Pkcs11RootKey
 from tests.kms_client.conftest import SoftHsm
 from tests.kms_client.support import RecordingAuditor, open_manager
@@ -76,3 +76,23 @@ async def test_wrong_pin_is_a_clear_error_and_audited(
     assert error["error"] == "kms_root_auth"
     assert auditor.find("keyring.unseal", result="failed")
     assert rng.source_name() == "os.urandom"  # never a fallback to anything weaker or stale
+
+
+async def test_missing_token_is_a_clear_startup_error(
+    tmp_path: Path, softhsm: SoftHsm, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv(PIN_ENV, softhsm.pin)
+    uri = softhsm.uri(token="tg-no-such-token", key="root", pin_env=PIN_ENV)
+    with pytest.raises(RootUnavailable, match="tg-no-such-token"):
+        await open_manager(tmp_path, root=uri)
+
+
+@pytest.mark.usefixtures("aws_test_credentials")
+async def test_unreachable_kms_is_a_clear_startup_error(tmp_path: Path, unused_port: int) -> None:
+    auditor = RecordingAuditor()
+    uri = f"aws-kms://alias/tokengate-root?region=us-east-1&endpoint=http://127.0.0.1:{unused_port}"
+    with pytest.raises(RootUnavailable) as info:
+        await open_manager(tmp_path, auditor, root=uri)
+    assert "Traceback" not in str(info.value)
+    assert auditor.find("kms.root_error")[0]["error"] == "kms_root_unavailable"
+    assert not (tmp_path / "kms" / "keyring.json").exists()  # never a fallback to another root
