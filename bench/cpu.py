@@ -81,3 +81,18 @@ def share(before: CpuSample, after: CpuSample) -> CpuShare:
         busy_pct=100 * (after.busy_s - before.busy_s) / wall,
         ours_pct=100 * (after.ours_s - before.ours_s) / wall,
     )
+
+
+def wait_quiet(
+    sessions: Iterable[int], *, below_pct: float, max_wait_s: float, window_s: float = 1.0
+) -> float:
+    """Wait (up to ``max_wait_s``) for a ``window_s`` in which other processes stay under
+    ``below_pct`` of a core; the foreign load of the last window.
+    """
+    deadline = time.monotonic() + max_wait_s
+    while True:
+        before = sample(sessions)
+        time.sleep(window_s)
+        foreign = share(before, sample(sessions)).foreign_pct
+        if foreign < below_pct or time.monotonic() >= deadline:
+            return foreign

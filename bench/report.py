@@ -115,6 +115,7 @@ class Report:
 
     settings: WrkSettings
     warmup_s: int
+    retries: int = 0
     started: datetime = field(default_factory=lambda: datetime.now(UTC))
     measurements: list[Measurement] = field(default_factory=list)
     interrupted: bool = False
@@ -173,7 +174,7 @@ class Report:
         """The table, ratios and goals as printed text."""
         lines = [
             f"{self.settings.describe()}, warm-up {self.warmup_s}s, loopback, "
-            "targets one after another on this machine"
+            f"targets one after another on this machine, noisy runs retried {self.retries}x"
         ]
         for ep in self.endpoints():
             lines += ["", f"endpoint {ep}", *self._table(ep), *self._ratio_table(ep)]
@@ -226,6 +227,8 @@ class Report:
             "interrupted": self.interrupted,
             "noisy_measurements": len(self.noisy()),
             "wrk": {**vars_of(self.settings), "warmup_s": self.warmup_s},
+            "noisy_threshold_pct_of_one_core": NOISY_PCT,
+            "retries_of_noisy_runs": self.retries,
             "environment": environment(),
             "results": [m.as_dict() for m in self.measurements],
             "ratios": self.ratios(),
