@@ -1,0 +1,222 @@
+"""RFC 9421 HTTP Message Signatures over the request the gateway forwards.
+
+The signature base (RFC 9421 section 2.5) is built exactly as the RFC says:
+
+- one line per covered component, in the covered order: the component
+  identifier as an sf-string, ``": "``, and its value; lines joined by LF;
+- derived components: ``@method`` (the method as sent), ``@authority`` (host
+  lowercase, default port dropped), ``@path`` (``/`` when empty, encoding as
+  sent), ``@query`` (``?`` plus the query, or ``?`` alone when absent or empty);
+- header fields: lowercase name; each field line's value with surrounding
+  whitespace trimmed, several lines joined with ``", "``;
+- last, ``"@signature-params"`` and the serialized inner list of component
+  identifiers with the parameters (the same text as the Signature-Input member).
+
+What the gateway covers (DESIGN.md "Proving requests to the backend"): label
+``tokengate``; ``@method @authority @path @query tokengate-identity``, plus
+``content-digest`` on buffered routes (tag ``tokengate``) or ``content-length``
+when known on streamed ones (tag ``tokengate-stream``: the body is not
+covered); parameters ``created``, ``keyid``, ``alg="ed25519"``, ``nonce``, ``tag``.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Final
+
+from proxy.auth.jose import EDDSA, SigningKey, b64url_encode
+from proxy.proof.structured import (
+    BareItem,
+    InnerList,
+    Item,
+    serialize_bare,
+    serialize_dictionary,
+    serialize_member,
+)
+
+LABEL: Final = "tokengate"
+ALG_ED25519: Final = "ed25519"
+TAG_BUFFERED: Final = "tokengate"
+TAG_STREAM: Final = "tokengate-stream"
+UPSTREAM_COMPONENTS: Final = ("@method", "@authority", "@path", "@query", "tokengate-identity")
+_DEFAULT_PORTS: Final = {"http": "80", "https": "443"}
+_AUTHORITY: Final = re.compile(r"(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9\-._~!$&'()*+,;=%]+)(?::(\d{1,5}))?")
+DERIVED: Final = frozenset({"@method", "@authority", "@path", "@query"})
+
+
+@dataclass(frozen=True)
+class RequestView:
+    """The parts of a request a signature can cover (fields keyed by lowercase name)."""
+
+    method: str
+    authority: str
+    path: str
+    query: str | None
+    fields: Mapping[str, tuple[str, ...]]
+
+    @classmethod
+    def build(
+        cls,
+        *,
+        method: str,
+        authority: str,
+        target: str,
+        headers: Iterable[tuple[str, str]],
+        scheme: str = "https",
+    ) -> RequestView:
+        """From an origin-form request target (``/path?query``) and header field lines."""
+        if not target.startswith("/"):
+            raise ValueError("signature: target must be in origin form")
+        path, sep, query = target.partition("?")
+        fields: dict[str, list[str]] = {}
+        for name, value in headers:
+            fields.setdefault(name.lower(), []).append(value)
+        return cls(
+            method=method,
+            authority=normalise_authority(authority, scheme),
+            path=path,
+            query=query if sep else None,
+            fields={k: tuple(v) for k, v in fields.items()},
+        )
+
+    def component(self, name: str) -> str:
+        """One covered component's value; KeyError if absent, ValueError if unsignable."""
+        if name == "@method":
+            value = self.method
+        elif name == "@authority":
+            value = self.authority
+        elif name == "@path":
+            value = self.path or "/"
+        elif name == "@query":
+            value = f"?{self.query or ''}"
+        elif name.startswith("@") or name != name.lower():
+            raise KeyError(name)
+        else:
+            value = ", ".join(line.strip(" \t") for line in self.fields[name])
+        if "\r" in value or "\n" in value or not value.isascii():
+            raise ValueError("signature: component value is not signable")
+        return value
+
+
+def normalise_authority(authority: str, scheme: str = "https") -> str:
+    """Host lowercase, the scheme's default port dropped (RFC 9421 section 2.2.3)."""
+    match = _AUTHORITY.fullmatch(authority)
+    if match is None:
+        raise ValueError("signature: invalid authority")
+    host, port = match.group(1), match.group(2) or ""
+    if port == _DEFAULT_PORTS.get(scheme.lower()):
+        port = ""
+    return host.lower() + (f":{port}" if port else "")
+
+
+@dataclass(frozen=True)
+class SignatureParams:
+    """The covered components and metadata parameters of one signature."""
+
+    components: tuple[str, ...]
+    created: int
+    keyid: str
+    alg: str | None = ALG_ED25519
+    nonce: str | None = None
+    tag: str | None = None
+    expires: int | None = None
+
+    def inner_list(self) -> InnerList:
+        """The Signature-Input member: ``("@method" ...);created=...;keyid=...``."""
+        params: dict[str, BareItem] = {"created": self.created}
+        optional: list[tuple[str, int | str | None]] = [
+            ("expires", self.expires),
+            ("keyid", self.keyid),
+            ("alg", self.alg),
+            ("nonce", self.nonce),
+            ("tag", self.tag),
+        ]
+        params.update({k: v for k, v in optional if v is not None})
+        return InnerList([Item(c) for c in self.components], params)
+
+
+@dataclass(frozen=True)
+class SignatureHeaders:
+    """The two fields a signed request carries."""
+
+    signature_input: str
+    signature: str
+
+    def as_dict(self) -> dict[str, str]:
+        return {"Signature-Input": self.signature_input, "Signature": self.signature}
+
+
+def signature_base(message: RequestView, params: SignatureParams | InnerList) -> bytes:
+    """The RFC 9421 signature base; KeyError when a covered component is missing.
+
+    ``params`` is either ours or the parsed Signature-Input member of a received
+    signature, whose parameters are then serialized in the order received.
+    """
+    member = params.inner_list() if isinstance(params, SignatureParams) else params
+    names = [item.value for item in member.items]
+    if len(set(names)) != len(names):
+        raise ValueError("signature: a component is covered twice")
+    lines = []
+    for item in member.items:
+        if not isinstance(item.value, str) or item.params:
+            raise ValueError("signature: unsupported component identifier")
+        lines.append(f"{serialize_bare(item.value)}: {message.component(item.value)}")
+    lines.append(f'"@signature-params": {serialize_member(member)}')
+    return "\n".join(lines).encode("ascii")
+
+
+def sign(
+    message: RequestView, params: SignatureParams, key: SigningKey, *, label: str = LABEL
+) -> SignatureHeaders:
+    """Sign ``message`` with an Ed25519 :class:`SigningKey` whose kid is ``params.keyid``."""
+    if key.algorithm != EDDSA or key.kid != params.keyid:
+        raise ValueError("signature: needs an Ed25519 key matching keyid")
+    if params.alg not in (None, ALG_ED25519):
+        raise ValueError("signature: alg must be ed25519")
+    signature = key.sign(signature_base(message, params))
+    return SignatureHeaders(
+        signature_input=serialize_dictionary({label: params.inner_list()}),
+        signature=serialize_dictionary({label: Item(signature)}),
+    )
+
+
+class UpstreamSigner:
+    """Signs every forwarded request with the current upstream-signing key."""
+
+    def __init__(
+        self,
+        *,
+        signer: Callable[[], SigningKey],
+        random_bytes: Callable[[int], bytes],
+        label: str = LABEL,
+    ) -> None:
+        self._signer = signer
+        self._random = random_bytes
+        self._label = label
+
+    def sign(self, message: RequestView, *, now: float, streamed: bool) -> SignatureHeaders:
+        """Signature fields for a request whose view already holds the identity field.
+
+        Buffered (``streamed=False``): ``content-digest`` must be in the view.
+        Streamed: ``content-length`` is covered when present, and the tag says
+        the body is not covered.
+        """
+        components: Sequence[str]
+        if streamed:
+            extra = ("content-length",) if "content-length" in message.fields else ()
+            components, tag = (*UPSTREAM_COMPONENTS, *extra), TAG_STREAM
+        else:
+            if "content-digest" not in message.fields:
+                raise ValueError("signature: a buffered request needs its content-digest field")
+            components, tag = (*UPSTREAM_COMPONENTS, "content-digest"), TAG_BUFFERED
+        key = self._signer()
+        params = SignatureParams(
+            components=tuple(components),
+            created=int(now),
+            keyid=key.kid,
+            nonce=b64url_encode(self._random(16)),
+            tag=tag,
+        )
+        return sign(message, params, key, label=self._label)
