@@ -172,7 +172,7 @@ class KeyManager(KeyAccess):
         return self._primary(loaded, purpose)
 
     async def revoke(self, purpose: str, version: int, *, actor: str | None = None) -> None:
-        """Make ``version`` refuse to decrypt (fail closed); reversible only by restore."""
+        """Make ``version`` refuse to decrypt (fail closed); from there it can only be destroyed."""
         self._keys()
         fields: dict[str, AuditValue] = {"purpose": purpose, "version": version, "actor": actor}
         await self._change(
@@ -205,6 +205,7 @@ class KeyManager(KeyAccess):
         """Destroy in the root the KWKs a destroy or KWK rotation retired (resumable)."""
         self._keys()
         async with self._lock:
+            await self._reload(own=True)  # the newest list, not the one in memory
             pending = self.keyring().retired_kwks
             for old in pending:
                 await self.audit("keyring.kwk_destroy", kwk_version=old.version, result="requested")
