@@ -72,17 +72,26 @@ class SoftAuthenticator:
         challenge: bytes | None = None,
         type_: str = "webauthn.create",
         user_present: bool = True,
+        reuse: bytes | None = None,
     ) -> str:
-        """``navigator.credentials.create()``: a registration response as JSON."""
+        """``navigator.credentials.create()``: a registration response as JSON.
+
+        ``reuse`` presents an existing credential again (what an attacker can
+        do with attestation ``none``: claim someone else's public key).
+        """
         options = json.loads(options_json)
         assert options["attestation"] == "none"
         assert {p["alg"] for p in options["pubKeyCredParams"]} >= {-7}
         excluded = {unb64url(c["id"]) for c in options.get("excludeCredentials", [])}
         assert not excluded & set(self.credentials), "authenticator already registered"
         rp = rp_id or options["rp"]["id"]
-        key = ec.generate_private_key(ec.SECP256R1())
-        cred = SoftCredential(os.urandom(32), rp, unb64url(options["user"]["id"]), key)
-        self.credentials[cred.credential_id] = cred
+        if reuse is not None:
+            cred = self.credentials[reuse]
+            key = cred.key
+        else:
+            key = ec.generate_private_key(ec.SECP256R1())
+            cred = SoftCredential(os.urandom(32), rp, unb64url(options["user"]["id"]), key)
+            self.credentials[cred.credential_id] = cred
         flags = FLAG_AT | (FLAG_UP if user_present else 0) | (FLAG_UV if self.user_verified else 0)
         attested = AAGUID + struct.pack(">H", len(cred.credential_id)) + cred.credential_id
         auth_data = (
