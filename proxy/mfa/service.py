@@ -28,6 +28,7 @@ from proxy.mfa.records import WebAuthnCredential
 from proxy.mfa.recovery_flow import RecoveryFlow
 from proxy.mfa.store import (
     MfaRecordStore,
+    check_store_uri,
     default_store_uri,
     open_mfa_store,
 )
@@ -193,12 +194,17 @@ async def open_mfa_service(
     data_dir: Path,
     keys: MfaKeys,
     guard: AttemptGuard,
+    production: bool,
     prefix: str = "tokengate:mfa:",
     now: Callable[[], float] = time.time,
 ) -> MfaService:
-    """Open the configured store (default: SQLite under ``data_dir``) and build the service."""
-    store = open_mfa_store(
-        config.store or default_store_uri(data_dir), data_dir=data_dir, prefix=prefix
-    )
+    """Open the configured store (default: SQLite under ``data_dir``) and build the service.
+
+    ConfigError for a refused store URI (production mode refuses plain-text
+    Redis to a non-local host); MfaStoreUnavailable if the store cannot open.
+    """
+    uri = config.store or default_store_uri(data_dir)
+    check_store_uri(uri, production=production)
+    store = open_mfa_store(uri, data_dir=data_dir, prefix=prefix)
     await store.open()
     return MfaService(config, store=store, keys=keys, guard=guard, now=now)
