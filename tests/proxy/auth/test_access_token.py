@@ -8,6 +8,8 @@ from collections.abc import Mapping
 import pytest
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from kms_client.rng import random_bytes
 from kms_client.signing import KeySigner
@@ -292,3 +294,18 @@ def test_verifier_refuses_hs256_and_unbounded_leeway() -> None:
         AccessTokenVerifier(keys=dict, issuer=ISS, audience=AUD, algorithms=frozenset({"HS256"}))
     with pytest.raises(ValueError, match="leeway"):
         AccessTokenVerifier(keys=dict, issuer=ISS, audience=AUD, leeway=600)
+
+
+_RING = Ring(_ed())
+_ISSUER, _VERIFIER = _pair(_RING)
+_TOKEN, _ = _issue(_ISSUER)
+
+
+@settings(max_examples=300, deadline=None)
+@given(index=st.integers(0, len(_TOKEN) - 1), bit=st.integers(0, 7))
+def test_any_single_flipped_bit_fails_even_with_the_original_cached(index: int, bit: int) -> None:
+    assert _VERIFIER.verify(_TOKEN, now=NOW).sub == "alice"
+    raw = bytearray(_TOKEN.encode("ascii"))
+    raw[index] ^= 1 << bit
+    with pytest.raises(AuthError):
+        _VERIFIER.verify(raw.decode("latin-1"), now=NOW)
