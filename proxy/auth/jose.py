@@ -103,6 +103,7 @@ class HmacKey:
         return "HmacKey(<secret>)"
 
 
+# What verifies a token: a public key, or the shared secret where HS256 is allowed.
 PublicKey = Ed25519PublicKey | ec.EllipticCurvePublicKey | HmacKey
 
 
@@ -111,13 +112,14 @@ class LocalSigningKey:
     """A :class:`SigningKey` over an in-process key (tests, demo, HS256 backends).
 
     Gateway keys come from the keyring (``kms_client.KeySigner``); this class is
-    for keys a caller already holds. ``kid`` defaults to the RFC 7638 thumbprint.
+    for keys a caller already holds. ``kid`` defaults to the RFC 7638 thumbprint;
+    ``verification_key`` is what a verifier's key mapping holds for it.
     """
 
     kid: str
     algorithm: str
     _sign: Callable[[bytes], bytes] = field(repr=False)
-    public_key: PublicKey = field(repr=False)
+    verification_key: PublicKey = field(repr=False)
 
     @classmethod
     def ed25519(cls, private: Ed25519PrivateKey, kid: str | None = None) -> LocalSigningKey:

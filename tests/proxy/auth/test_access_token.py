@@ -28,11 +28,11 @@ class Ring:
 
     def __init__(self, key: LocalSigningKey) -> None:
         self.primary: SigningKey = key
-        self.public: dict[str, PublicKey] = {key.kid: key.public_key}
+        self.public: dict[str, PublicKey] = {key.kid: key.verification_key}
 
     def rotate(self, key: LocalSigningKey) -> None:
         self.primary = key
-        self.public[key.kid] = key.public_key
+        self.public[key.kid] = key.verification_key
 
     def keys(self) -> Mapping[str, PublicKey]:
         return dict(self.public)

@@ -37,7 +37,11 @@ ED = LocalSigningKey.ed25519(ED_PRIVATE)
 ES = LocalSigningKey.es256(ES_PRIVATE)
 SECRET = HmacKey(b"s" * 32)
 HS = LocalSigningKey.hs256(SECRET, "shared")
-KEYS: dict[str, jose.PublicKey] = {ED.kid: ED.public_key, ES.kid: ES.public_key, "shared": SECRET}
+KEYS: dict[str, jose.PublicKey] = {
+    ED.kid: ED.verification_key,
+    ES.kid: ES.verification_key,
+    "shared": SECRET,
+}
 ALL = frozenset({EDDSA, ES256, HS256})
 PAYLOAD = {"sub": "alice", "n": 1}
 
@@ -319,7 +323,7 @@ def test_es256_token_never_verifies_with_an_ed25519_key_under_its_kid() -> None:
     ],
 )
 def test_kid_injection_and_unknown_kids_are_refused(kid: object) -> None:
-    keys = {"../../etc/passwd": ED.public_key, "unknown-kid-x": ED.public_key}
+    keys = {"../../etc/passwd": ED.verification_key, "unknown-kid-x": ED.verification_key}
     header = {"alg": "EdDSA", "typ": "test+jwt", "kid": kid}
     signing_input = f"{b64url_encode(json.dumps(header).encode())}.{b64url_encode(b'{}')}"
     token = f"{signing_input}.{b64url_encode(ED.sign(signing_input.encode()))}"
@@ -331,16 +335,16 @@ def test_plain_kid_twin_verifies() -> None:
     header = {"alg": "EdDSA", "typ": "test+jwt", "kid": "key-2024.01_a~b"}
     signing_input = f"{b64url_encode(json.dumps(header).encode())}.{b64url_encode(b'{}')}"
     token = f"{signing_input}.{b64url_encode(ED.sign(signing_input.encode()))}"
-    assert _verify(token, keys={"key-2024.01_a~b": ED.public_key})[1] == {}
+    assert _verify(token, keys={"key-2024.01_a~b": ED.verification_key})[1] == {}
 
 
 def test_missing_kid_uses_the_single_key_only_when_allowed() -> None:
     token = jose.encode_compact({"alg": EDDSA, "typ": "test+jwt"}, b"{}", ED)
-    assert _verify(token, keys={"only": ED.public_key}, require_kid=False)[1] == {}
+    assert _verify(token, keys={"only": ED.verification_key}, require_kid=False)[1] == {}
     with pytest.raises(JwsError):
-        _verify(token, keys={"only": ED.public_key})
+        _verify(token, keys={"only": ED.verification_key})
     with pytest.raises(JwsError):
-        _verify(token, keys={"a": ED.public_key, "b": ES.public_key}, require_kid=False)
+        _verify(token, keys={"a": ED.verification_key, "b": ES.verification_key}, require_kid=False)
 
 
 @pytest.mark.parametrize(
