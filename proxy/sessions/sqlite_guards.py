@@ -36,10 +36,10 @@ def first_use(
     """Insert the value unless a live entry exists; True if this was its first use."""
     with write(conn):
         cur = conn.execute(
-            "INSERT INTO tg_replay (namespace, digest, expires) VALUES (?1, ?2, ?3)"
+            "INSERT INTO tg_replay (namespace, digest, expires) VALUES (:ns, :digest, :expires)"
             " ON CONFLICT (namespace, digest) DO UPDATE SET expires = excluded.expires"
-            " WHERE tg_replay.expires <= ?4",
-            (namespace, digest, now + ttl, now),
+            " WHERE tg_replay.expires <= :now",
+            {"ns": namespace, "digest": digest, "expires": now + ttl, "now": now},
         )
         return cur.rowcount == 1
 

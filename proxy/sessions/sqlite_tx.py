@@ -77,18 +77,18 @@ def purge(conn: sqlite3.Connection, *, now: float, oldest_mark: float) -> int:
     """Delete dead sessions, tokens, replay entries, counters and marks older than needed."""
     with write(conn):
         n = conn.execute(
-            "DELETE FROM tg_sessions WHERE absolute_expiry <= ?1"
-            " OR last_seen + idle_timeout <= ?1"
+            "DELETE FROM tg_sessions WHERE absolute_expiry <= :now"
+            " OR last_seen + idle_timeout <= :now"
             " OR created <= (SELECT max(mark) FROM tg_marks"
             "   WHERE scope IN ('all', 'user:' || tg_sessions.subject_key))",
-            (now,),
+            {"now": now},
         ).rowcount
         n += conn.execute("DELETE FROM tg_refresh_tokens WHERE expires <= ?", (now,)).rowcount
         n += conn.execute("DELETE FROM tg_replay WHERE expires <= ?", (now,)).rowcount
         conn.execute(
-            "DELETE FROM tg_failures WHERE window_end <= ?1"
-            " AND (locked_until IS NULL OR locked_until <= ?1)",
-            (now,),
+            "DELETE FROM tg_failures WHERE window_end <= :now"
+            " AND (locked_until IS NULL OR locked_until <= :now)",
+            {"now": now},
         )
         # A user's mark matters only while a session created before it can be alive.
         conn.execute("DELETE FROM tg_marks WHERE scope != 'all' AND mark < ?", (oldest_mark,))
