@@ -12,7 +12,11 @@ error; the precise ``reason`` is for logs only.
 
 from __future__ import annotations
 
+import re
+
 from tokengate.errors import GatewayError
+
+_ACR = re.compile(r"[!#-\[\]-~]+")
 
 
 class AuthError(GatewayError):
@@ -59,6 +63,10 @@ class StepUpRequired(AuthError):
         reason: str = "",
     ) -> None:
         super().__init__(message, reason=reason)
+        if not all(_ACR.fullmatch(value) for value in acr_values):
+            raise ValueError(
+                "auth: acr values must be printable ascii without space, quote, backslash"
+            )
         self.acr_values = acr_values
         self.max_age = max_age
 

@@ -4,8 +4,9 @@ Rules:
 
 - Signed with the one configured key: an HS256 shared secret (at least 32
   bytes) or an Ed25519 / P-256 public key; the algorithm follows from the key,
-  so a secret never verifies an asymmetric token and vice versa. ``kid`` is
-  optional (most apps never set one) but must match when the config names one.
+  so a secret never verifies an asymmetric token and vice versa. Without a
+  configured ``kid`` the token must carry none (most apps set none); with one,
+  the token's ``kid`` must equal it.
 - ``typ`` must be the configured type (default ``tokengate-login+jwt``).
 - ``aud`` is the gateway's audience; ``iss`` too when configured.
 - ``iat`` and ``exp`` are present, ``exp`` in the future and at most 60 s after

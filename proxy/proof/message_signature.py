@@ -43,7 +43,6 @@ TAG_STREAM: Final = "tokengate-stream"
 UPSTREAM_COMPONENTS: Final = ("@method", "@authority", "@path", "@query", "tokengate-identity")
 _DEFAULT_PORTS: Final = {"http": "80", "https": "443"}
 _AUTHORITY: Final = re.compile(r"(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9\-._~!$&'()*+,;=%]+)(?::(\d{1,5}))?")
-DERIVED: Final = frozenset({"@method", "@authority", "@path", "@query"})
 
 
 @dataclass(frozen=True)
