@@ -41,7 +41,7 @@ _READ_AS = {"i": "1", "l": "1", "o": "0"}
 
 
 def generate(random_bytes: Callable[[int], bytes], *, count: int = DEFAULT_COUNT) -> list[str]:
-    """``count`` fresh, distinct codes, formatted for display (``xxxxx-xxxxx``)."""
+    """``count`` fresh, distinct codes in canonical form (see :func:`display`)."""
     if not 1 <= count <= MAX_COUNT:
         raise ValueError(f"recovery codes: count must be between 1 and {MAX_COUNT}")
     codes: list[str] = []
@@ -52,7 +52,12 @@ def generate(random_bytes: Callable[[int], bytes], *, count: int = DEFAULT_COUNT
         code = "".join(ALPHABET[b & 0x1F] for b in raw)
         if code not in codes:
             codes.append(code)
-    return [f"{c[:GROUP]}-{c[GROUP:]}" for c in codes]
+    return codes
+
+
+def display(canonical: str) -> str:
+    """A canonical code as shown to the user: two groups of five (``xxxxx-xxxxx``)."""
+    return f"{canonical[:GROUP]}-{canonical[GROUP:]}"
 
 
 def normalize(code: str) -> str | None:

@@ -49,17 +49,14 @@ class RecoveryFlow:
         """A fresh set of codes (display form); the previous set stops working."""
         codes = recovery_codes.generate(self._random, count=self._count)
         derived = self._key(None)
-        digests = [
-            recovery_codes.digest(derived.key, subject, recovery_codes.normalize(c) or "")
-            for c in codes
-        ]
+        digests = [recovery_codes.digest(derived.key, subject, c) for c in codes]
         await self._store.replace_recovery_codes(
             subject,
             key_version=derived.version,
             digests=digests,
             at=datetime.fromtimestamp(now, UTC),
         )
-        return codes
+        return [recovery_codes.display(c) for c in codes]
 
     async def remaining(self, subject: str) -> int:
         """How many unused codes the subject has (0 if none were ever issued)."""

@@ -16,49 +16,20 @@ Redis TTLs only sweep what nobody came back for.
 
 from __future__ import annotations
 
-import hashlib
 import struct
 from collections.abc import Awaitable, Callable, Sequence
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import cast
 
 import redis.asyncio as redis
 from redis.exceptions import RedisError
 
-from proxy.auth.totp import TotpAlgorithm, TotpParams
+from proxy.mfa import redis_codec as codec
 from proxy.mfa.errors import MfaStoreUnavailable
 from proxy.mfa.records import Ceremony, RecoveryCodeSet, TotpEnrolment, WebAuthnCredential
 
 _TIMEOUT = 2.0
 _SWEEP = 86_400  # seconds before Redis drops pending enrolments and challenges
-
-_ACTIVATE = """
-if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
-redis.call('RENAME', KEYS[1], KEYS[2])
-redis.call('PERSIST', KEYS[2])
-redis.call('HSET', KEYS[2], 'confirmed', ARGV[1], 'last_step', ARGV[2])
-return 1
-"""
-
-_ADVANCE = """
-if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
-local last = redis.call('HGET', KEYS[1], 'last_step')
-if last and tonumber(last) >= tonumber(ARGV[1]) then return 0 end
-redis.call('HSET', KEYS[1], 'last_step', ARGV[1])
-return 1
-"""
-
-_SIGN_COUNT = """
-if redis.call('HGET', KEYS[1], 'count') ~= ARGV[1] then return 0 end
-redis.call('HSET', KEYS[1], 'count', ARGV[2], 'used', ARGV[3])
-return 1
-"""
-
-_DELETE_CREDENTIAL = """
-if redis.call('ZREM', KEYS[1], ARGV[1]) == 0 then return 0 end
-redis.call('DEL', KEYS[2])
-return 1
-"""
 
 
 class RedisMfaStore:
@@ -87,7 +58,7 @@ class RedisMfaStore:
     async def put_pending_totp(self, enrolment: TotpEnrolment) -> None:
         """Replace the pending hash (swept after a day if never confirmed)."""
         key = self._key(enrolment.subject, "totp:pending")
-        fields = _totp_fields(enrolment)
+        fields = codec.totp_fields(enrolment)
 
         async def run(c: redis.Redis) -> object:
             async with c.pipeline(transaction=True) as pipe:
@@ -102,18 +73,18 @@ class RedisMfaStore:
         """HGETALL of one slot."""
         key = self._key(subject, "totp:pending" if pending else "totp:active")
         raw = cast(dict[bytes, bytes], await self._call(lambda c: c.hgetall(key)))
-        return _totp(subject, raw) if raw else None
+        return codec.totp(subject, raw) if raw else None
 
     async def activate_totp(self, subject: str, *, step: int, at: datetime) -> bool:
         """RENAME pending to active in Lua, setting confirmed and last_step."""
         keys = (self._key(subject, "totp:pending"), self._key(subject, "totp:active"))
-        done = await self._call(lambda c: c.eval(_ACTIVATE, 2, *keys, _ts(at), step))
+        done = await self._call(lambda c: c.eval(codec.ACTIVATE, 2, *keys, codec.ts(at), step))
         return bool(done == 1)
 
     async def advance_totp_step(self, subject: str, step: int) -> bool:
         """Raise last_step in Lua if ``step`` is greater."""
         key = self._key(subject, "totp:active")
-        return bool(await self._call(lambda c: c.eval(_ADVANCE, 1, key, step)) == 1)
+        return bool(await self._call(lambda c: c.eval(codec.ADVANCE, 1, key, step)) == 1)
 
     async def delete_totp(self, subject: str) -> bool:
         """DEL both slots."""
@@ -131,7 +102,7 @@ class RedisMfaStore:
         async def run(c: redis.Redis) -> object:
             async with c.pipeline(transaction=True) as pipe:
                 pipe.delete(codes)
-                pipe.hset(head, mapping={"version": key_version, "created": _ts(at)})
+                pipe.hset(head, mapping={"version": key_version, "created": codec.ts(at)})
                 if digests:
                     pipe.sadd(codes, *digests)
                 return await pipe.execute()
@@ -153,7 +124,9 @@ class RedisMfaStore:
         if not header:
             return None
         digests = tuple(sorted(cast(set[bytes], raw_codes)))
-        return RecoveryCodeSet(subject, int(header[b"version"]), digests, _dt(header[b"created"]))
+        return RecoveryCodeSet(
+            subject, int(header[b"version"]), digests, codec.dt(header[b"created"])
+        )
 
     async def consume_recovery_code(self, subject: str, digest: bytes) -> bool:
         """SREM of exactly that digest."""
@@ -171,7 +144,7 @@ class RedisMfaStore:
         """Claim the id globally (SET NX), then write the credential and index it."""
         c = credential
         claim = f"{self._prefix}cred:{c.credential_id.hex()}"
-        owner = _subject_hash(c.subject)
+        owner = codec.subject_hash(c.subject)
         claimed = await self._call(lambda r: r.set(claim, owner, nx=True))
         if not claimed:
             return False
@@ -185,15 +158,15 @@ class RedisMfaStore:
             "count": c.sign_count,
             "handle": c.user_handle,
             "aaguid": c.aaguid,
-            "created": _ts(c.created_at),
+            "created": codec.ts(c.created_at),
         }
         if c.last_used_at is not None:
-            fields["used"] = _ts(c.last_used_at)
+            fields["used"] = codec.ts(c.last_used_at)
 
         async def run(r: redis.Redis) -> object:
             async with r.pipeline(transaction=True) as pipe:
                 pipe.hset(key, mapping=fields)  # type: ignore[arg-type]
-                pipe.zadd(ids, {c.credential_id.hex(): _ts(c.created_at)})
+                pipe.zadd(ids, {c.credential_id.hex(): codec.ts(c.created_at)})
                 return await pipe.execute()
 
         await self._call(run)
@@ -213,21 +186,23 @@ class RedisMfaStore:
                 return cast(list[object], await pipe.execute())
 
         rows = await self._call(run)
-        return [_credential(subject, cast(dict[bytes, bytes], r)) for r in rows if r]
+        return [codec.credential(subject, cast(dict[bytes, bytes], r)) for r in rows if r]
 
     async def update_sign_count(
         self, subject: str, credential_id: bytes, *, expected: int, new: int, at: datetime
     ) -> bool:
         """Compare-and-set of the counter in Lua."""
         key = self._key(subject, f"wa:{credential_id.hex()}")
-        done = await self._call(lambda c: c.eval(_SIGN_COUNT, 1, key, expected, new, _ts(at)))
+        done = await self._call(
+            lambda c: c.eval(codec.SIGN_COUNT, 1, key, expected, new, codec.ts(at))
+        )
         return bool(done == 1)
 
     async def delete_webauthn_credential(self, subject: str, credential_id: bytes) -> bool:
         """Remove from the index and delete (Lua), then release the global claim."""
         hex_id = credential_id.hex()
         keys = (self._key(subject, "wa:ids"), self._key(subject, f"wa:{hex_id}"))
-        done = await self._call(lambda c: c.eval(_DELETE_CREDENTIAL, 2, *keys, hex_id))
+        done = await self._call(lambda c: c.eval(codec.DELETE_CREDENTIAL, 2, *keys, hex_id))
         if done != 1:
             return False
         claim = f"{self._prefix}cred:{hex_id}"
@@ -241,7 +216,7 @@ class RedisMfaStore:
     ) -> None:
         """SET of expiry || challenge (swept by Redis after a day)."""
         key = self._key(subject, f"ch:{ceremony.value}")
-        value = struct.pack(">d", _ts(expires_at)) + challenge
+        value = struct.pack(">d", codec.ts(expires_at)) + challenge
         await self._call(lambda c: c.set(key, value, ex=_SWEEP))
 
     async def take_challenge(
@@ -253,12 +228,12 @@ class RedisMfaStore:
         if raw is None or len(raw) < 8:
             return None
         (expires,) = struct.unpack(">d", raw[:8])
-        return raw[8:] if expires > _ts(now) else None
+        return raw[8:] if expires > codec.ts(now) else None
 
     # ---- plumbing ----
 
     def _key(self, subject: str, suffix: str) -> str:
-        return f"{self._prefix}{{{_subject_hash(subject)}}}:{suffix}"
+        return f"{self._prefix}{{{codec.subject_hash(subject)}}}:{suffix}"
 
     async def _call[T](self, fn: Callable[[redis.Redis], Awaitable[T]]) -> T:
         if self._client is None:
@@ -267,57 +242,3 @@ class RedisMfaStore:
             return await fn(self._client)
         except (RedisError, OSError) as e:
             raise MfaStoreUnavailable(f"mfa: redis store failed ({type(e).__name__})") from e
-
-
-def _subject_hash(subject: str) -> str:
-    return hashlib.sha256(b"tokengate/mfa/sub/v1\x00" + subject.encode("utf-8")).hexdigest()[:32]
-
-
-def _ts(at: datetime) -> float:
-    if at.tzinfo is None:
-        raise ValueError("mfa: times must be timezone-aware")
-    return at.timestamp()
-
-
-def _dt(raw: bytes) -> datetime:
-    return datetime.fromtimestamp(float(raw), UTC)
-
-
-def _totp_fields(e: TotpEnrolment) -> dict[str, bytes | str | int | float]:
-    return {
-        "ct": e.ciphertext,
-        "alg": e.params.algorithm.value,
-        "digits": e.params.digits,
-        "period": e.params.period,
-        "created": _ts(e.created_at),
-    }
-
-
-def _totp(subject: str, raw: dict[bytes, bytes]) -> TotpEnrolment:
-    params = TotpParams(
-        TotpAlgorithm(raw[b"alg"].decode()), int(raw[b"digits"]), int(raw[b"period"])
-    )
-    confirmed = raw.get(b"confirmed")
-    last_step = raw.get(b"last_step")
-    return TotpEnrolment(
-        subject=subject,
-        ciphertext=raw[b"ct"],
-        params=params,
-        created_at=_dt(raw[b"created"]),
-        confirmed_at=None if confirmed is None else _dt(confirmed),
-        last_step=None if last_step is None else int(last_step),
-    )
-
-
-def _credential(subject: str, raw: dict[bytes, bytes]) -> WebAuthnCredential:
-    used = raw.get(b"used")
-    return WebAuthnCredential(
-        subject=subject,
-        credential_id=raw[b"id"],
-        public_key=raw[b"pk"],
-        sign_count=int(raw[b"count"]),
-        user_handle=raw[b"handle"],
-        aaguid=raw[b"aaguid"].decode(),
-        created_at=_dt(raw[b"created"]),
-        last_used_at=None if used is None else _dt(used),
-    )

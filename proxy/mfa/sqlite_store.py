@@ -15,35 +15,12 @@ import os
 import sqlite3
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
-from typing import Any
 
-from proxy.auth.totp import TotpAlgorithm, TotpParams
+from proxy.mfa import sqlite_rows as rows
 from proxy.mfa.errors import MfaStoreUnavailable
 from proxy.mfa.records import Ceremony, RecoveryCodeSet, TotpEnrolment, WebAuthnCredential
-
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS mfa_totp (
-  subject TEXT NOT NULL, slot TEXT NOT NULL CHECK (slot IN ('pending', 'active')),
-  ciphertext BLOB NOT NULL, algorithm TEXT NOT NULL, digits INTEGER NOT NULL,
-  period INTEGER NOT NULL, created_at REAL NOT NULL, confirmed_at REAL, last_step INTEGER,
-  PRIMARY KEY (subject, slot));
-CREATE TABLE IF NOT EXISTS mfa_recovery_set (
-  subject TEXT PRIMARY KEY, key_version INTEGER NOT NULL, created_at REAL NOT NULL);
-CREATE TABLE IF NOT EXISTS mfa_recovery_code (
-  subject TEXT NOT NULL, digest BLOB NOT NULL, PRIMARY KEY (subject, digest));
-CREATE TABLE IF NOT EXISTS mfa_webauthn (
-  credential_id BLOB PRIMARY KEY, subject TEXT NOT NULL, public_key BLOB NOT NULL,
-  sign_count INTEGER NOT NULL, user_handle BLOB NOT NULL, aaguid TEXT NOT NULL,
-  created_at REAL NOT NULL, last_used_at REAL);
-CREATE INDEX IF NOT EXISTS mfa_webauthn_subject ON mfa_webauthn (subject, created_at);
-CREATE TABLE IF NOT EXISTS mfa_challenge (
-  subject TEXT NOT NULL, ceremony TEXT NOT NULL, challenge BLOB NOT NULL,
-  expires_at REAL NOT NULL, PRIMARY KEY (subject, ceremony));
-"""
-
-type _Row = tuple[Any, ...]  # sqlite3 rows are untyped; converted right here
 
 
 class SqliteMfaStore:
@@ -85,17 +62,17 @@ class SqliteMfaStore:
             "INSERT OR REPLACE INTO mfa_totp (subject, slot, ciphertext, algorithm, digits,"
             " period, created_at, confirmed_at, last_step)"
             " VALUES (?, ?, ?, ?, ?, ?, ?, NULL, NULL)",
-            (*row, _ts(e.created_at)),
+            (*row, rows.ts(e.created_at)),
         )
 
     async def get_totp(self, subject: str, *, pending: bool) -> TotpEnrolment | None:
         """SELECT one slot."""
-        rows = await self._read(
+        found = await self._read(
             "SELECT subject, ciphertext, algorithm, digits, period, created_at, confirmed_at,"
             " last_step FROM mfa_totp WHERE subject = ? AND slot = ?",
             (subject, "pending" if pending else "active"),
         )
-        return _totp(rows[0]) if rows else None
+        return rows.totp(found[0]) if found else None
 
     async def activate_totp(self, subject: str, *, step: int, at: datetime) -> bool:
         """Delete the active slot and move the pending one into it, in one transaction."""
@@ -110,7 +87,7 @@ class SqliteMfaStore:
             conn.execute(
                 "UPDATE mfa_totp SET slot = 'active', confirmed_at = ?, last_step = ?"
                 " WHERE subject = ? AND slot = 'pending'",
-                (_ts(at), step, subject),
+                (rows.ts(at), step, subject),
             )
             return True
 
@@ -143,7 +120,7 @@ class SqliteMfaStore:
             conn.execute(
                 "INSERT OR REPLACE INTO mfa_recovery_set (subject, key_version, created_at)"
                 " VALUES (?, ?, ?)",
-                (subject, key_version, _ts(at)),
+                (subject, key_version, rows.ts(at)),
             )
             conn.executemany(
                 "INSERT INTO mfa_recovery_code (subject, digest) VALUES (?, ?)",
@@ -163,11 +140,11 @@ class SqliteMfaStore:
             ).fetchone()
             if head is None:
                 return None
-            rows = conn.execute(
+            found = conn.execute(
                 "SELECT digest FROM mfa_recovery_code WHERE subject = ?", (subject,)
             ).fetchall()
-            digests = tuple(bytes(r[0]) for r in rows)
-            return RecoveryCodeSet(subject, int(head[0]), digests, _dt(head[1]))
+            digests = tuple(bytes(r[0]) for r in found)
+            return RecoveryCodeSet(subject, int(head[0]), digests, rows.dt(head[1]))
 
         return await self._transaction(work)
 
@@ -209,8 +186,8 @@ class SqliteMfaStore:
                     c.sign_count,
                     c.user_handle,
                     c.aaguid,
-                    _ts(c.created_at),
-                    None if c.last_used_at is None else _ts(c.last_used_at),
+                    rows.ts(c.created_at),
+                    None if c.last_used_at is None else rows.ts(c.last_used_at),
                 ),
             )
             == 1
@@ -218,12 +195,12 @@ class SqliteMfaStore:
 
     async def webauthn_credentials(self, subject: str) -> list[WebAuthnCredential]:
         """SELECT the subject's credentials, oldest first."""
-        rows = await self._read(
+        found = await self._read(
             "SELECT subject, credential_id, public_key, sign_count, user_handle, aaguid,"
             " created_at, last_used_at FROM mfa_webauthn WHERE subject = ? ORDER BY created_at",
             (subject,),
         )
-        return [_credential(r) for r in rows]
+        return [rows.credential(r) for r in found]
 
     async def update_sign_count(
         self, subject: str, credential_id: bytes, *, expected: int, new: int, at: datetime
@@ -233,7 +210,7 @@ class SqliteMfaStore:
             await self._write(
                 "UPDATE mfa_webauthn SET sign_count = ?, last_used_at = ?"
                 " WHERE subject = ? AND credential_id = ? AND sign_count = ?",
-                (new, _ts(at), subject, credential_id, expected),
+                (new, rows.ts(at), subject, credential_id, expected),
             )
             == 1
         )
@@ -257,7 +234,7 @@ class SqliteMfaStore:
         await self._write(
             "INSERT OR REPLACE INTO mfa_challenge (subject, ceremony, challenge, expires_at)"
             " VALUES (?, ?, ?, ?)",
-            (subject, ceremony.value, challenge, _ts(expires_at)),
+            (subject, ceremony.value, challenge, rows.ts(expires_at)),
         )
 
     async def take_challenge(
@@ -277,7 +254,7 @@ class SqliteMfaStore:
                 "DELETE FROM mfa_challenge WHERE subject = ? AND ceremony = ?",
                 (subject, ceremony.value),
             )
-            return bytes(row[0]) if float(row[1]) > _ts(now) else None
+            return bytes(row[0]) if float(row[1]) > rows.ts(now) else None
 
         return await self._transaction(work)
 
@@ -293,13 +270,13 @@ class SqliteMfaStore:
         try:
             conn.execute("PRAGMA journal_mode=WAL")
             conn.execute("PRAGMA synchronous=FULL")
-            conn.executescript(_SCHEMA)
+            conn.executescript(rows.SCHEMA)
         except sqlite3.Error:
             conn.close()
             raise
         self._conn = conn
 
-    async def _read(self, sql: str, args: tuple[object, ...]) -> list[_Row]:
+    async def _read(self, sql: str, args: tuple[object, ...]) -> list[rows.Row]:
         return await self._run(lambda: list(self._connection().execute(sql, args).fetchall()))
 
     async def _write(self, sql: str, args: tuple[object, ...]) -> int:
@@ -331,40 +308,3 @@ class SqliteMfaStore:
         if self._conn is None:
             raise sqlite3.OperationalError("connection closed")
         return self._conn
-
-
-def _ts(at: datetime) -> float:
-    if at.tzinfo is None:
-        raise ValueError("mfa: times must be timezone-aware")
-    return at.timestamp()
-
-
-def _dt(value: Any) -> datetime:
-    return datetime.fromtimestamp(float(value), UTC)
-
-
-def _totp(row: _Row) -> TotpEnrolment:
-    subject, ciphertext, algorithm, digits, period, created, confirmed, last_step = row
-    params = TotpParams(TotpAlgorithm(str(algorithm)), int(digits), int(period))
-    return TotpEnrolment(
-        subject=str(subject),
-        ciphertext=bytes(ciphertext),
-        params=params,
-        created_at=_dt(created),
-        confirmed_at=None if confirmed is None else _dt(confirmed),
-        last_step=None if last_step is None else int(last_step),
-    )
-
-
-def _credential(row: _Row) -> WebAuthnCredential:
-    subject, cred_id, public_key, count, handle, aaguid, created, used = row
-    return WebAuthnCredential(
-        subject=str(subject),
-        credential_id=bytes(cred_id),
-        public_key=bytes(public_key),
-        sign_count=int(count),
-        user_handle=bytes(handle),
-        aaguid=str(aaguid),
-        created_at=_dt(created),
-        last_used_at=None if used is None else _dt(used),
-    )
