@@ -13,6 +13,7 @@ import pytest
 
 from proxy.auth.claims import MemoryReplayGuard
 from proxy.oidc import AesGcmFlowSealer, OidcConfig, OidcRelyingParty
+from tests.proxy.oidc.docserver import DocServer, serve
 from tests.proxy.oidc.provider import CLIENT_ID, CLIENT_SECRET, Provider, start_provider
 
 
@@ -67,6 +68,13 @@ def make_rp(
     )
     rp = OidcRelyingParty(config, sealer=sealer, replay=MemoryReplayGuard(now=clock), clock=clock)
     return Rp(rp, sealer, clock, op)
+
+
+@pytest.fixture
+async def docserver() -> AsyncIterator[DocServer]:
+    """A server of test-controlled JSON documents (cache and transport rules only)."""
+    async with serve() as server:
+        yield server
 
 
 @pytest.fixture
