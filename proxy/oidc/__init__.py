@@ -13,7 +13,8 @@ from __future__ import annotations
 
 from proxy.oidc.config import OidcClaimMapping, OidcConfig
 from proxy.oidc.errors import IdTokenError, OidcError, OidcProviderError, OidcUnavailable
-from proxy.oidc.flow import LoginResult, LoginStart, OidcRelyingParty, safe_return_path
+from proxy.oidc.flow import LoginResult, LoginStart, OidcRelyingParty
+from proxy.oidc.flow_state import FlowState, safe_return_path
 from proxy.oidc.identity import OidcIdentity
 from proxy.oidc.sealer import AesGcmFlowSealer, FlowSealer, FlowSealError
 
@@ -21,6 +22,7 @@ __all__ = [
     "AesGcmFlowSealer",
     "FlowSealError",
     "FlowSealer",
+    "FlowState",
     "IdTokenError",
     "LoginResult",
     "LoginStart",

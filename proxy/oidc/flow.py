@@ -34,12 +34,12 @@ from urllib.parse import parse_qsl, quote, urlencode, urlsplit, urlunsplit
 
 from kms_client.rng import random_bytes
 from proxy.auth.claims import ReplayGuard
-from proxy.auth.errors import AuthError
-from proxy.auth.jose import b64url_encode, json_compact, json_object
+from proxy.auth.jose import b64url_encode
 from proxy.oidc.config import OidcConfig
 from proxy.oidc.discovery import Discovery, ProviderMetadata
 from proxy.oidc.errors import OidcError, OidcProviderError
 from proxy.oidc.exchange import choose_auth_method, exchange_code
+from proxy.oidc.flow_state import FlowState, pkce_challenge, safe_return_path
 from proxy.oidc.http import ProviderHttp
 from proxy.oidc.id_token import IdTokenExpectations, allowed_algorithms, verify_id_token
 from proxy.oidc.identity import OidcIdentity, map_claims
@@ -49,77 +49,12 @@ from proxy.oidc.sealer import FlowSealer, FlowSealError
 SECRET_BYTES: Final = 32
 REPLAY_NAMESPACE: Final = "oidc-flow"
 MAX_QUERY: Final = 8192
-MAX_RETURN_PATH: Final = 2048
 MAX_CODE: Final = 2048
 PROMPTS: Final = frozenset({"none", "login", "consent", "select_account"})
 _TOKEN: Final = re.compile(r"[\x21\x23-\x5b\x5d-\x7e]{1,256}")  # RFC 6749 NQCHAR, bounded
 _ORIGIN: Final = re.compile(
     r"https?://[A-Za-z0-9.\-]+(:\d{1,5})?|https?://\[[0-9A-Fa-f:.]+\](:\d{1,5})?"
 )
-
-
-def safe_return_path(value: str | None, default: str = "/") -> str:
-    """``value`` if it is a same-origin relative path, else ``default`` (no open redirect)."""
-    if not value or len(value) > MAX_RETURN_PATH or not value.startswith("/"):
-        return default
-    if value.startswith("//") or "\\" in value or not value.isprintable() or " " in value:
-        return default
-    parts = urlsplit(value)
-    if parts.scheme or parts.netloc:
-        return default
-    return value
-
-
-def pkce_challenge(verifier: str) -> str:
-    """The RFC 7636 S256 code challenge of ``verifier``."""
-    return b64url_encode(hashlib.sha256(verifier.encode("ascii")).digest())
-
-
-@dataclass(frozen=True, repr=False)
-class FlowState:
-    """What a started login must remember until its callback (sealed in the cookie)."""
-
-    state: str
-    nonce: str
-    code_verifier: str
-    return_to: str
-    redirect_uri: str
-    issuer: str
-    created: float
-    max_age: int | None = None
-
-    def to_bytes(self) -> bytes:
-        """Compact JSON of the fields (the plaintext the sealer protects)."""
-        return json_compact(
-            {
-                "s": self.state,
-                "n": self.nonce,
-                "v": self.code_verifier,
-                "r": self.return_to,
-                "u": self.redirect_uri,
-                "i": self.issuer,
-                "t": self.created,
-                "m": self.max_age,
-            }
-        )
-
-    @classmethod
-    def from_bytes(cls, data: bytes) -> FlowState:
-        """Parse :meth:`to_bytes` output; FlowSealError on any deviation."""
-        try:
-            doc = json_object(data)
-        except AuthError as e:
-            raise FlowSealError("flow: not json") from e
-        strings = [doc.get(k) for k in ("s", "n", "v", "r", "u", "i")]
-        created, max_age = doc.get("t"), doc.get("m")
-        if not all(isinstance(v, str) and v for v in strings):
-            raise FlowSealError("flow: missing member")
-        if isinstance(created, bool) or not isinstance(created, int | float):
-            raise FlowSealError("flow: bad created time")
-        if max_age is not None and (isinstance(max_age, bool) or not isinstance(max_age, int)):
-            raise FlowSealError("flow: bad max_age")
-        s, n, v, r, u, i = (str(x) for x in strings)
-        return cls(s, n, v, r, u, i, float(created), max_age)
 
 
 @dataclass(frozen=True)

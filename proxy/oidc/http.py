@@ -102,6 +102,8 @@ class ProviderHttp:
         return b"".join(chunks)
 
     async def _client(self) -> aiohttp.ClientSession:
+        if self._session is not None:
+            return self._session
         async with self._lock:
             if self._session is None:
                 context: ssl.SSLContext | bool = True

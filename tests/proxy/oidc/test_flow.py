@@ -18,7 +18,7 @@ from proxy.oidc import (
     OidcUnavailable,
     safe_return_path,
 )
-from proxy.oidc.flow import FlowState, pkce_challenge
+from proxy.oidc.flow_state import FlowState, pkce_challenge
 from tests.conftest import free_port
 from tests.proxy.oidc.conftest import Rp, authorize, login_query, make_rp
 from tests.proxy.oidc.provider import USER, Provider, start_provider
@@ -443,3 +443,38 @@ def test_flow_state_round_trip_and_refusals() -> None:
     for bad in (b"[]", b"{}", json_compact({"s": "s"}), b"\xff"):
         with pytest.raises(FlowSealError):
             FlowState.from_bytes(bad)
+
+
+async def test_start_options_reach_the_provider(rp: Rp) -> None:
+    begun = await rp.rp.start(
+        origin=rp.provider.origin,
+        max_age=300,
+        acr_values=["urn:tokengate:test:loa2"],
+        prompt="login",
+    )
+    params = dict(parse_qsl(urlsplit(begun.authorization_url).query))
+    assert params["max_age"] == "300"
+    assert params["acr_values"] == "urn:tokengate:test:loa2"
+    assert params["prompt"] == "login"
+    assert FlowState.from_bytes(rp.sealer.open(begun.cookie_value)).max_age == 300
+    query = await authorize(rp.provider, begun.authorization_url)
+    _expect_user((await rp.rp.callback(query=query, cookie=begun.cookie_value)).identity)
+
+
+@pytest.mark.parametrize(
+    "options",
+    [
+        {"origin": "https://gw.example/path"},
+        {"origin": "gw.example"},
+        {"origin": "https://user@gw.example"},
+        {"origin": "javascript://gw.example"},
+        {"prompt": "create"},
+        {"acr_values": ["a b"]},
+        {"acr_values": ['"']},
+        {"max_age": -1},
+    ],
+)
+async def test_start_refuses_bad_options(rp: Rp, options: dict[str, object]) -> None:
+    values: dict[str, object] = {"origin": rp.provider.origin, **options}
+    with pytest.raises(ValueError, match="oidc: "):
+        await rp.rp.start(**values)  # type: ignore[arg-type]
