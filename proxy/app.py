@@ -4,13 +4,14 @@ from __future__ import annotations
 
 from aiohttp import web
 
+from kms_client import KeyManager
 from proxy import middlewares
 from proxy.handler import handle
-from proxy.state import LIVE, UPSTREAMS, Live
+from proxy.state import KEYS, LIVE, UPSTREAMS, Live
 from proxy.upstreams import UpstreamPool
 
 
-def build_app(live: Live, pool: UpstreamPool) -> web.Application:
+def build_app(live: Live, pool: UpstreamPool, keys: KeyManager) -> web.Application:
     """The public application: middlewares outermost first, then one catch-all handler.
 
     ``client_max_size`` does not limit streamed bodies (the forwarder enforces
@@ -27,5 +28,6 @@ def build_app(live: Live, pool: UpstreamPool) -> web.Application:
     )
     app[LIVE] = live
     app[UPSTREAMS] = pool
+    app[KEYS] = keys
     app.router.add_route("*", "/{tail:.*}", handle)
     return app

@@ -7,12 +7,10 @@ Recording a reload that cannot be persisted refuses the reload.
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from audit.log import AuditLog, open_audit_log
-from audit.signer import Ed25519CheckpointSigner
+from audit.log import AuditLog
 from proxy.readiness import ReadinessCheck
 from proxy.settings import Settings
 from tokengate import __version__
@@ -23,27 +21,6 @@ class GatewayAudit:
     """The worker's audit log plus the gateway events it records."""
 
     log: AuditLog
-
-    @staticmethod
-    def checkpoint_signer(settings: Settings) -> Ed25519CheckpointSigner:
-        """Load the checkpoint key; in development create it on first start.
-
-        The supervisor calls this once before spawning workers, so concurrent
-        workers never race to create two different keys.
-        """
-        path = settings.gateway.audit.key_path(settings.data_dir)
-        if settings.production:
-            return Ed25519CheckpointSigner.load(path)
-        return Ed25519CheckpointSigner.load_or_create(path)
-
-    @classmethod
-    async def open(cls, settings: Settings) -> GatewayAudit:
-        """Open this process's chain in the configured sinks."""
-        signer = await asyncio.to_thread(cls.checkpoint_signer, settings)
-        log = await open_audit_log(
-            settings.gateway.audit, data_dir=settings.data_dir, signer=signer
-        )
-        return cls(log)
 
     async def record_start(self, settings: Settings, *, workers: int) -> None:
         """``gateway.start``: refuses to serve if it cannot be recorded."""
@@ -72,7 +49,3 @@ class GatewayAudit:
     def readiness_checks(self) -> Iterable[ReadinessCheck]:
         """The audit log is usable: not failed, not closed."""
         return (self.log.readiness_check(),)
-
-    async def close(self) -> None:
-        """Write the closing checkpoint and close the sinks."""
-        await self.log.close()

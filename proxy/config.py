@@ -16,6 +16,7 @@ from urllib.parse import urlsplit
 from pydantic import ByteSize, Field, field_validator, model_validator
 
 from audit.config import AuditConfig
+from kms_client.config import KeysConfig
 from policy.types import Bytes, Duration, StrictModel
 
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
@@ -122,6 +123,9 @@ class GatewayConfig(StrictModel):
     reload: Reload = Field(default_factory=Reload, description="hot reload")
     logging: Logging = Field(default_factory=Logging, description="logging")
     audit: AuditConfig = Field(default_factory=AuditConfig, description="tamper-evident audit log")
+    keys: KeysConfig = Field(
+        default_factory=KeysConfig, description="key management: root, keyring store, rotation"
+    )
 
     @model_validator(mode="after")
     def _upstreams(self) -> GatewayConfig:

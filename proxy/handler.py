@@ -10,15 +10,27 @@ from proxy.errors import ProxyError
 from proxy.forward import ForwardPlan, forward
 from proxy.headers import is_trusted
 from proxy.paths import unsafe_target
-from proxy.state import LIVE, REQUEST_ID, ROUTE_NAME, UPSTREAMS
+from proxy.state import KEYS, LIVE, REQUEST_ID, ROUTE_NAME, UPSTREAMS
 from proxy.websocket import is_websocket, relay_websocket
+
+# Reserved on the public listener, ahead of every route: the public keys that
+# verify the gateway's signatures toward the backend (upstream-signing only).
+JWKS_PATH = "/.well-known/tokengate/jwks.json"
 
 
 async def handle(request: web.Request) -> web.StreamResponse:
     """Route ``request`` and send it on; every refusal raises ProxyError."""
     settings = request.app[LIVE].settings
+    keys = request.app[KEYS]
+    if keys.is_sealed:
+        # Sealed: no key material in memory, so nothing is served (fail closed).
+        raise ProxyError("service_unavailable", "keyring sealed")
     if (why := unsafe_target(request.raw_path)) is not None:
         raise ProxyError("bad_request", why)
+    if request.path == JWKS_PATH:
+        return web.json_response(
+            keys.jwks("upstream-signing"), headers={"Cache-Control": "max-age=300"}
+        )
     found = settings.router.match(request.host.split(":", 1)[0], request.method, request.path)
     if isinstance(found, NoRoute):
         if found.allowed:

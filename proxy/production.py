@@ -11,7 +11,9 @@ from __future__ import annotations
 import ipaddress
 from urllib.parse import parse_qs, urlsplit
 
+from kms_client import check_keys_config
 from proxy.settings import Settings
+from tokengate.errors import GatewayError
 
 _LOOPBACK_NAMES = frozenset(("localhost", "localhost.localdomain"))
 
@@ -58,6 +60,10 @@ def production_problems(settings: Settings) -> list[str]:
                 f"{where}: upstreams.{name}.url: plain HTTP to a remote backend; use https "
                 "or run the app in the same pod bound to 127.0.0.1"
             )
+    try:
+        check_keys_config(gw.keys, data_dir=settings.data_dir, production=True)
+    except GatewayError as e:
+        problems.append(f"{where}: {e}")
     audit = gw.audit
     if audit.postgres is None:
         problems.append(

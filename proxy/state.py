@@ -11,6 +11,7 @@ from dataclasses import dataclass
 
 from aiohttp import web
 
+from kms_client import KeyManager
 from proxy.settings import Settings
 from proxy.upstreams import UpstreamPool
 
@@ -24,6 +25,7 @@ class Live:
 
 LIVE = web.AppKey("live", Live)
 UPSTREAMS = web.AppKey("upstreams", UpstreamPool)
+KEYS = web.AppKey("keys", KeyManager)
 
 # Per-request keys (request[KEY]).
 REQUEST_ID = web.RequestKey("request_id", str)

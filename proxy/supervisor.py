@@ -10,6 +10,7 @@ dies unexpectedly is restarted, unless workers keep dying, which stops all.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import multiprocessing
 import os
@@ -21,9 +22,9 @@ from multiprocessing.process import BaseProcess
 from pathlib import Path
 from types import FrameType
 
-from proxy.auditing import GatewayAudit
+from proxy.keysetup import audited_keys
 from proxy.logs import setup_logging
-from proxy.settings import load_settings
+from proxy.settings import Settings, load_settings
 
 log = logging.getLogger("tokengate.supervisor")
 _MAX_RESTARTS = 5
@@ -129,11 +130,23 @@ class Supervisor:
         return status
 
 
+async def _prepare(settings: Settings) -> None:
+    async with audited_keys(
+        keys=settings.gateway.keys,
+        audit=settings.gateway.audit,
+        data_dir=settings.data_dir,
+        production=settings.production,
+        background=False,
+    ):
+        pass
+
+
 def serve_main(config_path: Path, workers: int | None) -> int:
     """``tokengate serve``: raises PolicyError when the config is invalid."""
     settings = load_settings(config_path)
     setup_logging(settings.gateway.logging.level)
-    GatewayAudit.checkpoint_signer(settings)  # create once, before workers race for it
+    # Create the dev root, keyring and checkpoint key once, before workers race for them.
+    asyncio.run(_prepare(settings))
     n = worker_count(workers, settings.gateway.workers)
     if n == 1:
         from proxy.worker import run

@@ -22,6 +22,8 @@ from proxy.accesslog import JsonAccessLogger
 from proxy.admin import build_admin_app
 from proxy.app import build_app
 from proxy.auditing import GatewayAudit
+from proxy.keys import KeyringReady, publish_checkpoint_jwks
+from proxy.keysetup import audited_keys
 from proxy.protocol import GatewayRunner
 from proxy.readiness import Readiness, ReadinessCheck, TcpCheck
 from proxy.reload import Reloader
@@ -67,8 +69,17 @@ async def serve(config_path: Path, *, worker_index: int = 0) -> None:
     live = Live(settings)
     stop = asyncio.Event()
     async with AsyncExitStack() as stack:
-        audit = await GatewayAudit.open(settings)
-        stack.push_async_callback(audit.close)
+        audit_log, keys = await stack.enter_async_context(
+            audited_keys(
+                keys=gw.keys,
+                audit=gw.audit,
+                data_dir=settings.data_dir,
+                production=settings.production,
+                background=True,
+            )
+        )
+        audit = GatewayAudit(audit_log)
+        await asyncio.to_thread(publish_checkpoint_jwks, settings, keys)
         pool = UpstreamPool()
         pool.update(gw.upstreams)
         stack.push_async_callback(pool.close)
@@ -77,7 +88,7 @@ async def serve(config_path: Path, *, worker_index: int = 0) -> None:
         def checks() -> list[ReadinessCheck]:
             upstreams = live.settings.gateway.upstreams.items()
             found: list[ReadinessCheck] = [TcpCheck.for_upstream(n, u) for n, u in upstreams]
-            return found + list(audit.readiness_checks())
+            return [*found, *audit.readiness_checks(), KeyringReady(keys)]
 
         readiness = Readiness(checks=checks)
         loop = asyncio.get_running_loop()
@@ -97,7 +108,7 @@ async def serve(config_path: Path, *, worker_index: int = 0) -> None:
         )
         await _start_site(
             stack,
-            build_app(live, pool),
+            build_app(live, pool, keys),
             gw.listen.host,
             gw.listen.port,
             drain=gw.drain_timeout,

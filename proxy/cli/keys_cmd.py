@@ -19,20 +19,16 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import click
-import yaml
-from pydantic import ValidationError
 
 from audit.config import AuditConfig
 from audit.errors import AuditError
-from audit.log import open_audit_log
-from audit.signer import Ed25519CheckpointSigner
 from kms_client.config import KeysConfig
 from kms_client.keyring import KeyKind
 from kms_client.manager import KeyManager
-from kms_client.opening import check_keys_config, needs_shares, open_key_manager
-from kms_client.purpose_signer import PurposeSigner
 from kms_client.rewrap import RewrapSource, rewrap_sources, run_rewrap
 from kms_client.shamir import Share
+from policy.errors import PolicyError
+from proxy.keysetup import audited_keys
 from tokengate.errors import GatewayError
 
 
@@ -68,39 +64,15 @@ class KeysFile:
 
 
 def load_keys_file(path: Path) -> KeysFile:
-    """Read ``keys:``, ``audit:``, ``data_dir`` and ``mode`` of gateway.yaml.
+    """The parts of gateway.yaml the key commands need, validated as start-up does."""
+    from proxy.settings import load_settings
 
-    A stand-in for the gateway's own loader until gateway.yaml has a ``keys:``
-    section there; data_dir is relative to the file's directory.
-    """
     try:
-        doc = yaml.safe_load(path.read_text("utf-8")) or {}
-    except (OSError, yaml.YAMLError) as e:
-        raise click.ClickException(f"{path}: cannot read YAML ({type(e).__name__})") from e
-    if not isinstance(doc, dict):
-        raise click.ClickException(f"{path}: top level must be a mapping")
-    try:
-        keys = KeysConfig.model_validate(doc.get("keys") or {})
-        audit = AuditConfig.model_validate(doc.get("audit") or {})
-    except ValidationError as e:
-        first = e.errors()[0]
-        section = "keys" if _fails(KeysConfig, doc.get("keys")) else "audit"
-        where = ".".join(str(p) for p in first["loc"])
-        message = str(first["msg"]).removeprefix("Value error, ")
-        located = f"{section}.{where}: {message}" if where else f"{section}.{message}"
-        raise click.ClickException(f"{path}: {located}") from e
-    data_dir = Path(str(doc.get("data_dir", "data")))
-    if not data_dir.is_absolute():
-        data_dir = path.absolute().parent / data_dir
-    return KeysFile(keys, audit, data_dir, doc.get("mode") == "production")
-
-
-def _fails(model: type[KeysConfig], value: object) -> bool:
-    try:
-        model.model_validate(value or {})
-    except ValidationError:
-        return True
-    return False
+        settings = load_settings(path)
+    except PolicyError as e:
+        raise click.ClickException("invalid configuration:\n  " + "\n  ".join(e.problems)) from e
+    gw = settings.gateway
+    return KeysFile(gw.keys, gw.audit, settings.data_dir, settings.production)
 
 
 def collect_shares(files: tuple[Path, ...]) -> list[Share]:
@@ -120,31 +92,16 @@ async def keys_session(
     cfg: KeysFile, *, actor: str, share_files: tuple[Path, ...] = ()
 ) -> AsyncIterator[KeyManager]:
     """An unsealed KeyManager whose acts go to the real audit log."""
-    check_keys_config(cfg.keys, data_dir=cfg.data_dir, production=cfg.production)
-    key_path = cfg.audit.key_path(cfg.data_dir)
-    load = (
-        Ed25519CheckpointSigner.load if cfg.production else Ed25519CheckpointSigner.load_or_create
-    )
-    signer = PurposeSigner("audit-checkpoint", fallback=await asyncio.to_thread(load, key_path))
-    audit_log = await open_audit_log(cfg.audit, data_dir=cfg.data_dir, signer=signer)
-    manager: KeyManager | None = None
-    try:
-        manager = await open_key_manager(
-            cfg.keys,
-            data_dir=cfg.data_dir,
-            auditor=audit_log,
-            production=cfg.production,
-            background=False,
-        )
-        if needs_shares(manager):
-            shares = await asyncio.to_thread(collect_shares, share_files)
-            await manager.unseal(shares=shares, actor=actor)
-        signer.bind(manager)
+    async with audited_keys(
+        keys=cfg.keys,
+        audit=cfg.audit,
+        data_dir=cfg.data_dir,
+        production=cfg.production,
+        background=False,
+        actor=actor,
+        shares=lambda: collect_shares(share_files),
+    ) as (_, manager):
         yield manager
-    finally:
-        await audit_log.close()  # first: its final checkpoint is signed by the keyring
-        if manager is not None:
-            await manager.close()
 
 
 def run(cfg: KeysFile, actor: str, act: Callable[[KeyManager], Awaitable[None]]) -> None:

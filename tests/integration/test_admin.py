@@ -25,7 +25,11 @@ async def test_health_readiness_and_metrics(backend: Backend, launch: Launcher) 
             assert r.status == 200
         async with s.get(f"{gw.admin}/.tokengate/readyz") as r:
             assert r.status == 200
-            assert (await r.json())["checks"] == {"upstream:backend": "ok", "audit": "ok"}
+            assert (await r.json())["checks"] == {
+                "upstream:backend": "ok",
+                "audit": "ok",
+                "keyring": "ok",
+            }
         for _ in range(3):
             async with s.get(f"{gw.url}/echo") as r:
                 await r.read()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import textwrap
 from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import AsyncExitStack
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -12,6 +13,7 @@ from aiohttp import web
 
 from proxy.accesslog import JsonAccessLogger
 from proxy.app import build_app
+from proxy.keysetup import audited_keys
 from proxy.protocol import GatewayRunner
 from proxy.settings import Settings, load_settings
 from proxy.state import Live
@@ -84,15 +86,24 @@ GatewayFactory = Callable[[Path], Awaitable[Gateway]]
 @pytest.fixture
 async def start_gateway() -> AsyncIterator[GatewayFactory]:
     runners: list[tuple[GatewayRunner, UpstreamPool]] = []
+    stack = AsyncExitStack()
 
     async def start(config: Path) -> Gateway:
         settings: Settings = load_settings(config)
         live = Live(settings)
         pool = UpstreamPool()
         pool.update(settings.gateway.upstreams)
-        runner = GatewayRunner(
-            build_app(live, pool), access_log_class=JsonAccessLogger, shutdown_timeout=2
+        _, keys = await stack.enter_async_context(
+            audited_keys(
+                keys=settings.gateway.keys,
+                audit=settings.gateway.audit,
+                data_dir=settings.data_dir,
+                production=False,
+                background=False,
+            )
         )
+        app = build_app(live, pool, keys)
+        runner = GatewayRunner(app, access_log_class=JsonAccessLogger, shutdown_timeout=2)
         await runner.setup()
         port = settings.gateway.listen.port
         await web.TCPSite(runner, "127.0.0.1", port).start()
@@ -103,6 +114,7 @@ async def start_gateway() -> AsyncIterator[GatewayFactory]:
     for runner, pool in runners:
         await runner.cleanup()
         await pool.close()
+    await stack.aclose()
 
 
 @pytest.fixture

@@ -16,6 +16,8 @@ from kms_client.secrets import WrappedSecrets
 from proxy.cli import keys_cmd
 from tests.kms_client.support import open_manager
 
+UPSTREAM = "upstreams:\n  app: {url: 'http://127.0.0.1:1'}\n"
+
 
 def _cli() -> click.Group:
     group = click.Group()
@@ -30,7 +32,7 @@ def _run(config: Path, *args: str, input: str | None = None) -> Result:
 @pytest.fixture
 def config(tmp_path: Path) -> Path:
     path = tmp_path / "gateway.yaml"
-    path.write_text("data_dir: data\nkeys:\n  keyring_name: cli-test\n")
+    path.write_text(UPSTREAM + "data_dir: data\nkeys:\n  keyring_name: cli-test\n")
     return path
 
 
@@ -131,15 +133,15 @@ def test_errors_are_one_line_without_traceback(config: Path, args, message: str)
 
 def test_bad_keys_section_names_the_yaml_path(tmp_path: Path) -> None:
     path = tmp_path / "gateway.yaml"
-    path.write_text("keys:\n  purposes:\n    index:\n      max_age_days: 3\n")
+    path.write_text(UPSTREAM + "keys:\n  purposes:\n    index:\n      max_age_days: 3\n")
     result = _run(path, "list")
     assert result.exit_code == 1
-    assert "keys.purposes.index: prf keys (index, convergent, hash) never rotate" in result.output
+    assert "gateway.yaml: keys: purposes.index: prf keys (index, convergent, hash) never rotate" in result.output
 
 
 def test_production_refuses_the_dev_root(tmp_path: Path) -> None:
     path = tmp_path / "gateway.yaml"
-    path.write_text("mode: production\n")
+    path.write_text(UPSTREAM + "mode: production\n")
     result = _run(path, "list")
     assert result.exit_code == 1
     assert "production mode refuses the development root" in result.output

@@ -19,6 +19,8 @@ from kms_client.opening import open_key_manager
 from proxy.cli import keys_cmd, kms_cmd
 from tests.kms_client.support import RecordingAuditor
 
+UPSTREAM = "upstreams:\n  app: {url: 'http://127.0.0.1:1'}\n"
+
 
 def _sealed(manager: KeyManager) -> bool:
     return manager.is_sealed  # a call, so mypy does not narrow across awaits
@@ -44,7 +46,9 @@ def control_dir() -> Iterator[Path]:
 
 def _config(tmp_path: Path, root: str, control_dir: Path) -> Path:
     path = tmp_path / "gateway.yaml"
-    path.write_text(f"data_dir: data\nkeys:\n  root: '{root}'\n  control_dir: '{control_dir}'\n")
+    path.write_text(
+        UPSTREAM + f"data_dir: data\nkeys:\n  root: '{root}'\n  control_dir: '{control_dir}'\n"
+    )
     return path
 
 
