@@ -31,6 +31,8 @@ from audit.verify import Line, Report, verify_log
 
 DEFAULT_SCHEMA = "tokengate_audit"
 DEFAULT_KEY = Path("keys/audit-checkpoint.pem")
+# Written by the gateway at start: the keyring's audit-checkpoint keys plus the fallback key.
+DEFAULT_JWKS = Path("keys/audit-checkpoint.jwks.json")
 DEFAULT_CHECKPOINTS = Path("audit-checkpoints")
 _PG_SCHEMES = ("postgresql://", "postgres://")
 
@@ -165,6 +167,9 @@ def _keys(
         keys.update(load_jwks(jwks))
     if keys:
         return keys
+    if data_dir is not None and (data_dir / DEFAULT_JWKS).is_file():
+        click.echo(f"keys: {data_dir / DEFAULT_JWKS}")
+        return load_jwks(data_dir / DEFAULT_JWKS)
     default = data_dir / DEFAULT_KEY if data_dir is not None else None
     if default is None or not default.is_file():
         raise CannotRun("no checkpoint key found: pass --public-key or --jwks")

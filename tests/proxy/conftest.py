@@ -12,6 +12,7 @@ import pytest
 from aiohttp import web
 
 from proxy.accesslog import JsonAccessLogger
+from kms_client import KeyManager
 from proxy.app import build_app
 from proxy.keysetup import audited_keys
 from proxy.protocol import GatewayRunner
@@ -44,6 +45,7 @@ class Gateway:
     live: Live
     pool: UpstreamPool
     config: Path
+    keys: KeyManager
 
 
 def write_config(
@@ -108,7 +110,7 @@ async def start_gateway() -> AsyncIterator[GatewayFactory]:
         port = settings.gateway.listen.port
         await web.TCPSite(runner, "127.0.0.1", port).start()
         runners.append((runner, pool))
-        return Gateway(f"http://127.0.0.1:{port}", port, live, pool, config)
+        return Gateway(f"http://127.0.0.1:{port}", port, live, pool, config, keys)
 
     yield start
     for runner, pool in runners:
