@@ -39,10 +39,16 @@ class RefreshRejected(AuthError):
 
 
 class RefreshReuseDetected(RefreshRejected):
-    """An already-rotated refresh token came back: its whole family is now revoked."""
+    """An already-rotated refresh token came back: its whole family is revoked.
 
-    def __init__(self, *, sid: str, sub: str, family_id: str) -> None:
+    ``revoked`` is False when the store could not confirm that revocation
+    (Redis down, or no replica acknowledged it; the cause is chained): the
+    request is refused all the same, and the audit entry should say so.
+    """
+
+    def __init__(self, *, sid: str, sub: str, family_id: str, revoked: bool = True) -> None:
         super().__init__("reuse")
         self.sid = sid
         self.sub = sub
         self.family_id = family_id
+        self.revoked = revoked

@@ -155,10 +155,7 @@ class RedisSessionStore(RedisGuards):
                 if outcome is Outcome.GRACE:
                     return RefreshResult(session, "grace")
                 if outcome is Outcome.REUSE:
-                    await self.revoke(sid)
-                    raise RefreshReuseDetected(
-                        sid=sid, sub=session.sub, family_id=session.family_id
-                    )
+                    await self._revoke_reused(session)
                 result = await self._write_rotation(session, family, t)
                 if result is not None:
                     self._touch.record(sid, result.session.last_seen)
@@ -167,6 +164,15 @@ class RedisSessionStore(RedisGuards):
             raise SessionStoreUnavailable("sessions: refresh kept conflicting")
         finally:
             await self._unlock(sid, owner)
+
+    async def _revoke_reused(self, session: Session) -> None:
+        """Revoke a family whose old token came back; always raises RefreshReuseDetected."""
+        sid, sub, family_id = session.sid, session.sub, session.family_id
+        try:
+            await self.revoke(sid)
+        except SessionStoreUnavailable as e:
+            raise RefreshReuseDetected(sid=sid, sub=sub, family_id=family_id, revoked=False) from e
+        raise RefreshReuseDetected(sid=sid, sub=sub, family_id=family_id)
 
     async def _locked_read(
         self, sid: str, index: dict[str, str], owner: str, now: float

@@ -83,7 +83,11 @@ def purge(conn: sqlite3.Connection, *, now: float, oldest_mark: float) -> int:
             "   WHERE scope IN ('all', 'user:' || tg_sessions.subject_key))",
             {"now": now},
         ).rowcount
-        n += conn.execute("DELETE FROM tg_refresh_tokens WHERE expires <= ?", (now,)).rowcount
+        n += conn.execute(
+            "DELETE FROM tg_refresh_tokens WHERE expires <= ?"
+            " OR sid NOT IN (SELECT sid FROM tg_sessions)",
+            (now,),
+        ).rowcount
         n += conn.execute("DELETE FROM tg_replay WHERE expires <= ?", (now,)).rowcount
         conn.execute(
             "DELETE FROM tg_failures WHERE window_end <= :now"

@@ -33,12 +33,16 @@ GRANT = SessionGrant(
 async def test_create_then_get_returns_every_field(store: SessionStore) -> None:
     new = await store.create(GRANT, now=T0)
     s = new.session
-    assert is_sid(s.sid) and is_family_id(s.family_id) and len(new.refresh_token) == 43
+    assert is_sid(s.sid)
+    assert is_family_id(s.family_id)
+    assert len(new.refresh_token) == 43
     got = await store.get(s.sid, now=T0 + 1)
     assert got == s
     assert (got.sub, got.tenant, got.roles, got.amr) == (GRANT.sub, "acme", GRANT.roles, GRANT.amr)
     assert (got.acr, got.auth_time, got.cnf_jkt) == (GRANT.acr, GRANT.auth_time, GRANT.cnf_jkt)
-    assert got.mfa and got.mfa_enrolled and got.mfa_time == T0 - 1
+    assert got.mfa
+    assert got.mfa_enrolled
+    assert got.mfa_time == T0 - 1
     assert (got.created, got.last_seen) == (T0, T0)
     assert (got.absolute_expiry, got.idle_timeout) == (T0 + ABSOLUTE, IDLE)
 
@@ -97,11 +101,14 @@ async def test_absolute_lifetime_ends_an_active_session(store: SessionStore) -> 
 async def test_rotate_mints_a_new_token_every_use(store: SessionStore) -> None:
     new = await store.create(SessionGrant(sub="bob"), now=T0)
     first = await store.rotate(new.refresh_token, now=T0 + 100)
-    assert first.outcome == "rotated" and first.refresh_token not in (None, new.refresh_token)
-    assert first.session.sid == new.session.sid and first.session.last_seen == T0 + 100
+    assert first.outcome == "rotated"
+    assert first.refresh_token not in (None, new.refresh_token)
+    assert first.session.sid == new.session.sid
+    assert first.session.last_seen == T0 + 100
     assert first.refresh_token is not None
     second = await store.rotate(first.refresh_token, now=T0 + 200)
-    assert second.outcome == "rotated" and second.refresh_token != first.refresh_token
+    assert second.outcome == "rotated"
+    assert second.refresh_token != first.refresh_token
     assert (await store.get(new.session.sid, now=T0 + 201)).last_seen == T0 + 200  # type: ignore[union-attr]
 
 
@@ -109,7 +116,8 @@ async def test_grace_window_returns_the_session_without_minting(store: SessionSt
     new = await store.create(SessionGrant(sub="bob"), now=T0)
     rotated = await store.rotate(new.refresh_token, now=T0 + 100)
     late_tab = await store.rotate(new.refresh_token, now=T0 + 110)  # 10 s: still in grace
-    assert late_tab.outcome == "grace" and late_tab.refresh_token is None
+    assert late_tab.outcome == "grace"
+    assert late_tab.refresh_token is None
     assert late_tab.session.sid == new.session.sid
     assert rotated.refresh_token is not None
     again = await store.rotate(rotated.refresh_token, now=T0 + 111)  # the successor still works
@@ -122,7 +130,9 @@ async def test_reuse_after_grace_revokes_the_family(store: SessionStore) -> None
     with pytest.raises(RefreshReuseDetected) as caught:
         await store.rotate(new.refresh_token, now=T0 + 110.5)
     assert (caught.value.sid, caught.value.sub) == (new.session.sid, "bob")
-    assert caught.value.family_id == new.session.family_id and caught.value.status == 401
+    assert caught.value.family_id == new.session.family_id
+    assert caught.value.status == 401
+    assert caught.value.revoked
     assert await store.get(new.session.sid, now=T0 + 111) is None
     assert await store.is_revoked(new.session.sid, "bob", T0, now=T0 + 111)
     assert rotated.refresh_token is not None
@@ -254,7 +264,8 @@ async def test_failure_counter_locks_out_and_resets(store: SessionStore) -> None
         await store.incr_failures(key, 300, lock_after=3, lock_for=900, now=T0 + i)
         for i in range(2)
     ]
-    assert counts == [1, 2] and await store.locked_until(key, now=T0 + 2) is None
+    assert counts == [1, 2]
+    assert await store.locked_until(key, now=T0 + 2) is None
     assert await store.incr_failures(key, 300, lock_after=3, lock_for=900, now=T0 + 2) == 3
     assert await store.locked_until(key, now=T0 + 3) == T0 + 2 + 900
     assert await store.locked_until(key, now=T0 + 902) is None  # the lock ends by itself
