@@ -87,6 +87,57 @@ class RouteTimeouts(StrictModel):
     read: Duration | None = Field(None, description="longest silence while reading upstream")
 
 
+class AuthRule(StrictModel):
+    """Who may use a route: a session (or an API key) with these properties."""
+
+    require: Literal["session", "api_key"] = Field(
+        "session", description="how callers authenticate: a gateway session or an admin API key"
+    )
+    roles: list[str] = Field(
+        default_factory=list, description="the caller needs at least one of these roles"
+    )
+    claims: dict[str, str] = Field(
+        default_factory=dict,
+        description="session claims that must equal these values (tenant, ...)",
+    )
+    mfa: bool = Field(False, description="the session must have passed MFA")
+    max_age: Duration | None = Field(
+        None, description="authentication (auth_time) must be at most this old: step-up otherwise"
+    )
+    acr: str | None = Field(None, description="required authentication context class (acr)")
+    sign_body: bool = Field(
+        False, description="buffer the body (within max_body) so the signature covers its digest"
+    )
+
+    @field_validator("claims")
+    @classmethod
+    def _claims(cls, v: dict[str, str]) -> dict[str, str]:
+        reserved = {
+            "sub",
+            "sid",
+            "iat",
+            "exp",
+            "nbf",
+            "jti",
+            "iss",
+            "aud",
+            "auth_time",
+            "amr",
+            "acr",
+        }
+        if bad := sorted(set(v) & reserved):
+            raise ValueError(
+                f"claims cannot constrain {', '.join(bad)}: use roles, mfa, max_age or acr"
+            )
+        return v
+
+    @model_validator(mode="after")
+    def _consistent(self) -> AuthRule:
+        if self.require == "api_key" and (self.mfa or self.max_age is not None or self.acr):
+            raise ValueError("mfa, max_age and acr apply to sessions, not to api_key routes")
+        return self
+
+
 class Route(StrictModel):
     """One route: a match, a destination and its limits."""
 
@@ -99,8 +150,9 @@ class Route(StrictModel):
     timeouts: RouteTimeouts = Field(default_factory=RouteTimeouts, description="per-route timeouts")
     max_body: Bytes | None = Field(None, description="request body limit; default: limits.max_body")
     websocket: bool = Field(False, description="allow WebSocket upgrades on this route")
+    auth: AuthRule | None = Field(None, description="who may use this route")
     allow_unauthenticated: bool = Field(
-        False, description="serve this route without a session (required while it has no auth rule)"
+        False, description="serve this route to anyone, without a session (exclusive with auth)"
     )
 
     @field_validator("name")
@@ -112,12 +164,16 @@ class Route(StrictModel):
 
     @model_validator(mode="after")
     def _auth_declared(self) -> Route:
-        # Default deny: until a route names how callers authenticate, it must
-        # say out loud that it serves everyone.
-        if not self.allow_unauthenticated:
+        # Default deny: a route either names how callers authenticate, or says
+        # out loud that it serves everyone. Never both, never neither.
+        if self.auth is not None and self.allow_unauthenticated:
             raise ValueError(
-                f"route '{self.name}' has no auth rule: set allow_unauthenticated: true "
-                "to serve it without a session"
+                f"route '{self.name}' is public (allow_unauthenticated) but has an auth rule"
+            )
+        if self.auth is None and not self.allow_unauthenticated:
+            raise ValueError(
+                f"route '{self.name}' has no auth rule: add auth: or set "
+                "allow_unauthenticated: true to serve it without a session"
             )
         return self
 

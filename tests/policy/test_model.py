@@ -57,10 +57,32 @@ def test_bad_route_names_file_path_and_problem(tmp_path: Path, route: str, probl
 def test_route_without_auth_rule_is_refused(tmp_path: Path) -> None:
     problems = lint(tmp_path, "routes:\n  - name: x\n    match: {prefix: /}\n")
     assert problems == [
-        "policies/users.yaml: routes[0]: route 'x' has no auth rule: set "
+        "policies/users.yaml: routes[0]: route 'x' has no auth rule: add auth: or set "
         "allow_unauthenticated: true to serve it without a session"
     ]
     assert lint(tmp_path, f"routes:\n{OK_ROUTE}") == []
+
+
+@pytest.mark.parametrize(
+    ("route", "problem"),
+    [
+        (
+            "auth: {roles: [a]}\n    allow_unauthenticated: true",
+            "route 'x' is public (allow_unauthenticated) but has an auth rule",
+        ),
+        ("auth: {require: api_key, mfa: true}", "mfa, max_age and acr apply to sessions"),
+        ("auth: {claims: {sub: alice}}", "claims cannot constrain sub"),
+        ("auth: {max_age: soon}", "auth.max_age"),
+    ],
+)
+def test_contradictory_auth_rules_fail_at_load(tmp_path: Path, route: str, problem: str) -> None:
+    problems = lint(tmp_path, f"routes:\n  - name: x\n    match: {{prefix: /}}\n    {route}\n")
+    assert any(problem in p for p in problems), problems
+
+
+def test_auth_rule_accepted(tmp_path: Path) -> None:
+    text = "routes:\n  - name: x\n    match: {prefix: /}\n    auth: {roles: [support], mfa: true, max_age: 10m}\n"
+    assert lint(tmp_path, text) == []
 
 
 def test_duplicate_yaml_key_is_refused(tmp_path: Path) -> None:
