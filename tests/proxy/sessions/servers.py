@@ -89,6 +89,15 @@ def info(server: RedisProcess, section: str) -> dict[str, object]:
         return dict(c.info(section))
 
 
+def _acknowledged(master: RedisProcess) -> bool:
+    """Whether the master counts the replica in WAIT yet (after its first ACK)."""
+    with master.client() as c:
+        c.set("tg:probe", "1")
+        acks = int(c.execute_command("WAIT", 1, 200))
+        c.delete("tg:probe")
+        return acks >= 1
+
+
 def _pings(server: RedisProcess) -> bool:
     try:
         with server.client() as c:
@@ -112,6 +121,7 @@ def start_sentinel_group(
     )
     group.servers.append(replica)
     wait_until(lambda: info(replica, "replication").get("master_link_status") == "up", what="link")
+    wait_until(lambda: _acknowledged(master), what="replica acknowledging writes")
     sentinel_dir = directory / "sentinel"
     sentinel_dir.mkdir(parents=True, exist_ok=True)
     conf = sentinel_dir / "sentinel.conf"
