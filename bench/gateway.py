@@ -26,6 +26,16 @@ from bench.procs import BenchError, Servers, free_port, http_status, sigterm_as_
 from bench.report import NOISY_PCT, Measurement, Report
 
 SEED_RECORDS = 10
+TARGETS = (
+    "direct",
+    "nginx",
+    "ref-aiohttp",
+    "tokengate-1w",
+    "tokengate-1w-nolog",
+    "tokengate-2w",
+    "tokengate-2w-nolog",
+    "mitmdump",
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,16 +91,17 @@ def _factories(
             free_port(), free_port(), p, workdir, workers=workers, access_log=log
         )
 
-    return [
-        ("direct", None),
-        ("nginx", lambda: targets.nginx(free_port(), p, workdir)),
-        ("ref-aiohttp", lambda: targets.ref_proxy(free_port(), p)),
-        ("tokengate-1w", tg(1, True)),
-        ("tokengate-1w-nolog", tg(1, False)),
-        ("tokengate-2w", tg(2, True)),
-        ("tokengate-2w-nolog", tg(2, False)),
-        ("mitmdump", lambda: targets.mitmdump(free_port(), p, workdir)),
+    factories = [
+        None,
+        lambda: targets.nginx(free_port(), p, workdir),
+        lambda: targets.ref_proxy(free_port(), p),
+        tg(1, True),
+        tg(1, False),
+        tg(2, True),
+        tg(2, False),
+        lambda: targets.mitmdump(free_port(), p, workdir),
     ]
+    return list(zip(TARGETS, factories, strict=True))
 
 
 @dataclass(frozen=True, slots=True)
@@ -210,6 +221,8 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     p.add_argument("--keep", action="store_true", help="keep the work dir (logs, configs)")
     p.add_argument("--out", type=Path, default=targets.REPO / "bench" / "results")
     args = p.parse_args(argv)
+    if unknown := set(args.targets or ()) - set(TARGETS):
+        p.error(f"unknown targets {sorted(unknown)}; known: {', '.join(TARGETS)}")
     quick = {"warmup": 1, "retries": 0, "quiet_wait": 5.0}
     full = {"warmup": 2, "retries": 2, "quiet_wait": 30.0}
     if args.quick:

@@ -100,13 +100,23 @@ class GoalCheck:
     peer: str
     floor: float
     ratio: float | None  # None: one side was not measured cleanly
+    ceiling: float | None  # direct / peer: no proxy can beat the backend it fronts
+    noisy: bool  # either side was measured while other processes took CPU
 
     @property
     def met(self) -> bool | None:
         return None if self.ratio is None else self.ratio >= self.floor
 
+    @property
+    def verdict(self) -> str:
+        if self.ratio is None:
+            return "not measured"
+        if self.ceiling is not None and self.ceiling < self.floor:
+            return f"out of reach here: the backend itself is only {self.ceiling:.2f}x {self.peer}"
+        return ("met" if self.met else "MISSED") + (" (noisy)" if self.noisy else "")
+
     def as_dict(self) -> dict[str, object]:
-        return {**asdict(self), "met": self.met}
+        return {**asdict(self), "met": self.met, "verdict": self.verdict}
 
 
 @dataclass
@@ -142,6 +152,13 @@ class Report:
                 return m.result.rps
         return None
 
+    def _noisy(self, target: str, endpoint: str) -> bool:
+        found = (m for m in self.measurements if m.target == target and m.endpoint == endpoint)
+        return any(m.noisy for m in found)
+
+    def _noisy_pair(self, a: str, b: str, endpoint: str) -> bool:
+        return self._noisy(a, endpoint) or self._noisy(b, endpoint)
+
     def ratio(self, a: str, b: str, endpoint: str) -> float | None:
         x, y = self.rps(a, endpoint), self.rps(b, endpoint)
         return x / y if x is not None and y else None
@@ -163,7 +180,15 @@ class Report:
     def goals(self) -> list[GoalCheck]:
         """Each tokengate run that ran against each goal, per endpoint."""
         return [
-            GoalCheck(ep, tg, peer, floor, self.ratio(tg, peer, ep))
+            GoalCheck(
+                ep,
+                tg,
+                peer,
+                floor,
+                self.ratio(tg, peer, ep),
+                self.ratio("direct", peer, ep),
+                self._noisy_pair(tg, peer, ep),
+            )
             for ep in self.endpoints()
             for tg in TOKENGATE
             if any(m.target == tg and m.endpoint == ep for m in self.measurements)
@@ -186,10 +211,9 @@ class Report:
             ]
         lines += ["", "goals (rps ratio in this run)"]
         for g in self.goals():
-            verdict = {True: "met", False: "MISSED", None: "not measured"}[g.met]
             lines.append(
                 f"  {g.endpoint:<11} {g.target:<19} >= {g.floor}x {g.peer:<12}"
-                f" {_fmt(g.ratio, 'x'):>6}  {verdict}"
+                f" {_fmt(g.ratio, 'x'):>6}  {g.verdict}"
             )
         return "\n".join(lines)
 
@@ -212,8 +236,11 @@ class Report:
     def _ratio_table(self, ep: str) -> list[str]:
         rows = []
         for tg in TOKENGATE:
-            cells = [_fmt(self.ratio(tg, peer, ep)) for _, peer in PEERS]
-            if any(c != "-" for c in cells):
+            cells = [
+                _fmt(self.ratio(tg, peer, ep)) + ("!" if self._noisy_pair(tg, peer, ep) else "")
+                for _, peer in PEERS
+            ]
+            if any(not c.startswith("-") for c in cells):
                 rows.append(_row(tg, *cells))
         return ["", _row("ratio (rps)", *(f"tg/{s}" for s, _ in PEERS)), *rows] if rows else []
 
