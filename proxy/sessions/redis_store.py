@@ -20,7 +20,7 @@ from redis.typing import EncodableT
 from proxy.sessions import redis_keys as lua
 from proxy.sessions import redis_replies as r
 from proxy.sessions.codec import encode_identity
-from proxy.sessions.model import NewSession, RefreshResult, Session, SessionGrant
+from proxy.sessions.model import NewSession, RefreshResult, Session, SessionGrant, is_sid
 from proxy.sessions.redis_guards import RedisGuards, ms
 from proxy.sessions.redis_io import Pipe, RedisIO
 from proxy.sessions.redis_keys import GC_SLACK_MS, RedisKeys
@@ -101,6 +101,8 @@ class RedisSessionStore(RedisGuards):
     async def get(self, sid: str, *, now: float | None = None) -> Session | None:
         """Session hash and epoch in one pipeline, then the user's mark."""
         t, k = clock(now), self._keys
+        if not is_sid(sid):  # never let a malformed id name a key
+            return None
         raw, epoch = await self._io.pipeline(
             "get", lambda p: (p.hgetall(k.session(sid)), p.get(k.epoch()))
         )
@@ -117,10 +119,10 @@ class RedisSessionStore(RedisGuards):
     async def touch(self, sid: str, *, now: float | None = None) -> bool:
         """A conditional write (script) when one is due."""
         t = clock(now)
-        if not self._touch.due(sid, t):
+        if not is_sid(sid) or not self._touch.due(sid, t):
             return False
         key = self._keys.session(sid)
-        done = int(
+        done = r.as_int(
             await self._io.call("touch", lambda c: c.eval(lua.TOUCH, 1, key, repr(t), GC_SLACK_MS))
         )
         if done == 0:
@@ -138,6 +140,8 @@ class RedisSessionStore(RedisGuards):
     async def revoke(self, sid: str) -> bool:
         """Delete the session hash (replicated); its tokens then lead nowhere."""
         self._touch.forget(sid)
+        if not is_sid(sid):
+            return False
         key = self._keys.session(sid)
         (deleted,) = await self._io.replicated("revoke", [key], lambda p: p.delete(key))
         return r.as_int(deleted) == 1
@@ -176,6 +180,8 @@ class RedisSessionStore(RedisGuards):
     ) -> bool:
         """ONE pipeline: the session's clocks, the user's mark, the global epoch."""
         t, k = clock(now), self._keys
+        if not is_sid(sid):
+            return True
         raw, mark, epoch = await self._io.pipeline(
             "check",
             lambda p: (

@@ -56,6 +56,15 @@ async def test_unknown_session_is_none_and_revoked(store: SessionStore) -> None:
     assert not await store.is_revoked(new.session.sid, "bob", T0, now=T0)
 
 
+@pytest.mark.parametrize("sid", ["", "}{", "a" * 42, "a" * 44, "../" + "a" * 40, "a" * 42 + "}"])
+async def test_malformed_session_ids_never_match(store: SessionStore, sid: str) -> None:
+    await store.create(SessionGrant(sub="bob"), now=T0)
+    assert await store.is_revoked(sid, "bob", T0, now=T0)
+    assert await store.get(sid, now=T0) is None
+    assert not await store.touch(sid, now=T0 + 100)
+    assert not await store.revoke(sid)
+
+
 async def test_is_revoked_refuses_another_subject(store: SessionStore) -> None:
     sid = (await store.create(SessionGrant(sub="bob"), now=T0)).session.sid
     assert not await store.is_revoked(sid, "bob", T0, now=T0 + 1)
