@@ -218,3 +218,109 @@ declare(
     error=text(required=True, max_length=64),
     reason=text(max_length=256),
 )
+
+# ---- proxy: sessions (login, refresh, logout) ----
+
+declare(
+    "session.create",
+    "a session was created after a verified login",
+    sub=text(required=True, max_length=256),
+    sid_hash=text(max_length=64),
+    method=text(required=True, choices={"backend_assertion", "oidc"}),
+    amr=text_list(),
+)
+declare(
+    "session.login_failed",
+    "a login assertion or OIDC callback was refused",
+    method=text(required=True, choices={"backend_assertion", "oidc"}),
+    reason=text(required=True, max_length=64),
+    route=text(max_length=64),
+)
+declare(
+    "session.refresh",
+    "a refresh token was rotated (or reused within the grace window)",
+    sub=text(required=True, max_length=256),
+    sid_hash=text(required=True, max_length=64),
+    outcome=text(required=True, choices={"rotated", "grace"}),
+)
+declare(
+    "session.refresh_reuse",
+    "a rotated refresh token came back: its whole family was revoked",
+    sub=text(required=True, max_length=256),
+    sid_hash=text(required=True, max_length=64),
+    family_revoked=flag(required=True),
+)
+declare(
+    "session.revoke",
+    "a session ended (logout by its user)",
+    sub=text(required=True, max_length=256),
+    sid_hash=text(required=True, max_length=64),
+    actor=text(required=True, max_length=128),
+)
+
+# ---- proxy.adminapi: session administration (admin API and `tokengate sessions`) ----
+# Revokes are emitted with result "requested" before they take effect (an audit
+# failure refuses the act) and "ok" or "failed" once known. ``actor`` is
+# ``apikey:<key name>`` (admin API) or ``cli:<login>``; sessions are named by
+# ``sid_hash`` (hex SHA-256 of the session id), never by a token.
+
+_ADMIN_RESULT = text(required=True, choices={"requested", "ok", "failed"})
+_ADMIN_ROLE = text(choices={"admin", "operator", "auditor"})
+
+declare(
+    "admin.session_revoke",
+    "one session was revoked by an administrator",
+    actor=text(required=True, max_length=128),
+    role=_ADMIN_ROLE,
+    sid_hash=text(required=True, max_length=64),
+    sub=text(max_length=1024),
+    revoked=flag(),
+    result=_ADMIN_RESULT,
+    reason=text(max_length=256),
+    error=text(max_length=64),
+    request_id=text(max_length=64),
+)
+declare(
+    "admin.user_revoke",
+    "every session of one user was revoked by an administrator",
+    actor=text(required=True, max_length=128),
+    role=_ADMIN_ROLE,
+    sub=text(required=True, max_length=1024),
+    count=integer(minimum=0),
+    result=_ADMIN_RESULT,
+    reason=text(max_length=256),
+    error=text(max_length=64),
+    request_id=text(max_length=64),
+)
+declare(
+    "admin.all_revoke",
+    "every session of every user was revoked by an administrator",
+    actor=text(required=True, max_length=128),
+    role=_ADMIN_ROLE,
+    result=_ADMIN_RESULT,
+    reason=text(max_length=256),
+    error=text(max_length=64),
+    request_id=text(max_length=64),
+)
+declare(
+    "admin.sessions_list",
+    "an administrator was shown the sessions of one user",
+    actor=text(required=True, max_length=128),
+    role=_ADMIN_ROLE,
+    sub=text(required=True, max_length=1024),
+    count=integer(required=True, minimum=0),
+    request_id=text(max_length=64),
+)
+declare(
+    "admin.auth_failed",
+    "an admin API request was refused: no, malformed or unknown key, or too weak a role",
+    reason=text(
+        required=True, choices={"missing", "malformed", "unknown_key", "insufficient_role"}
+    ),
+    key_name=text(max_length=64),
+    role=_ADMIN_ROLE,
+    required_role=_ADMIN_ROLE,
+    operation=text(max_length=64),
+    peer=text(max_length=64),
+    request_id=text(max_length=64),
+)

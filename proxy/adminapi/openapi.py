@@ -1,0 +1,239 @@
+"""The OpenAPI 3.1 document of the admin API, written as data.
+
+It is served at ``/.tokengate/admin/openapi.json`` (auditor role and up) and
+checked by the tests: it validates as OpenAPI 3.1, names exactly the
+registered routes, gives each the role its route table requires
+(``x-tokengate-role``), and its request schemas match the body models.
+"""
+
+from __future__ import annotations
+
+from typing import Final
+
+from proxy.adminapi.bodies import MAX_BODY
+from tokengate import __version__
+
+Json = dict[str, object]
+
+PREFIX: Final = "/.tokengate/admin"
+API: Final = PREFIX + "/v1"
+
+_ERRORS: Final = {
+    "400": "malformed path parameter or body",
+    "401": "no, malformed or unknown API key (with WWW-Authenticate: Bearer)",
+    "403": "the key's role may not do this",
+    "413": f"body larger than {MAX_BODY} bytes",
+    "415": "body that is not application/json",
+    "500": "the gateway failed",
+    "503": "the session store or the audit log cannot answer; an unaudited act is refused",
+}
+
+
+def _ref(kind: str, name: str) -> Json:
+    return {"$ref": f"#/components/{kind}/{name}"}
+
+
+def _path_param(name: str, description: str, schema: Json) -> Json:
+    return {
+        "name": name,
+        "in": "path",
+        "required": True,
+        "description": description,
+        "schema": schema,
+    }
+
+
+SUB: Final = _path_param(
+    "sub",
+    "the user id (percent-encode '/' and other reserved characters)",
+    {"type": "string", "minLength": 1, "maxLength": 1024},
+)
+SID: Final = _path_param(
+    "sid", "the session id", {"type": "string", "pattern": "^[A-Za-z0-9_-]{43}$"}
+)
+SID_HASH: Final = _path_param(
+    "sid_hash",
+    "hex SHA-256 of the session id, as listed",
+    {"type": "string", "pattern": "^[0-9a-f]{64}$"},
+)
+
+
+def _operation(
+    op_id: str,
+    summary: str,
+    role: str,
+    result: str,
+    *,
+    params: tuple[Json, ...] = (),
+    body: str | None = None,
+    body_required: bool = False,
+    errors: tuple[str, ...] = ("400", "401", "403", "500", "503"),
+) -> Json:
+    op: Json = {
+        "operationId": op_id,
+        "summary": summary,
+        "x-tokengate-role": role,
+        "responses": {
+            "200": {
+                "description": "done",
+                "content": {"application/json": {"schema": _ref("schemas", result)}},
+            },
+            **{code: _ref("responses", f"E{code}") for code in errors},
+        },
+    }
+    if params:
+        op["parameters"] = list(params)
+    if body is not None:
+        op["requestBody"] = {
+            "required": body_required,
+            "content": {"application/json": {"schema": _ref("schemas", body)}},
+        }
+    return op
+
+
+_WRITE_ERRORS: Final = ("400", "401", "403", "413", "415", "500", "503")
+
+PATHS: Final[Json] = {
+    f"{API}/users/{{sub}}/sessions": {
+        "get": _operation(
+            "listUserSessions", "the live sessions of a user", "auditor", "SessionList",
+            params=(SUB,),
+        ),
+    },
+    f"{API}/users/{{sub}}/sessions/{{sid_hash}}/revoke": {
+        "post": _operation(
+            "revokeListedSession", "revoke one listed session of a user", "operator",
+            "SessionRevoked", params=(SUB, SID_HASH), body="RevokeRequest", errors=_WRITE_ERRORS,
+        ),
+    },
+    f"{API}/sessions/{{sid}}/revoke": {
+        "post": _operation(
+            "revokeSession", "revoke one session by its id", "operator", "SessionRevoked",
+            params=(SID,), body="RevokeRequest", errors=_WRITE_ERRORS,
+        ),
+    },
+    f"{API}/users/{{sub}}/revoke": {
+        "post": _operation(
+            "revokeUserSessions", "revoke every session of a user", "operator", "UserRevoked",
+            params=(SUB,), body="RevokeRequest", errors=_WRITE_ERRORS,
+        ),
+    },
+    f"{API}/sessions/revoke-all": {
+        "post": _operation(
+            "revokeAllSessions", "revoke every session of every user", "admin", "AllRevoked",
+            body="RevokeAllRequest", body_required=True, errors=_WRITE_ERRORS,
+        ),
+    },
+    f"{PREFIX}/openapi.json": {
+        "get": _operation(
+            "getOpenApiDocument", "this document", "auditor", "OpenApiDocument",
+            errors=("401", "403", "500"),
+        ),
+    },
+}  # fmt: skip
+
+_TIME: Final[Json] = {"type": "string", "format": "date-time"}
+_STRINGS: Final[Json] = {"type": "array", "items": {"type": "string"}}
+_REASON: Final[Json] = {
+    "type": ["string", "null"],
+    "maxLength": 256,
+    "pattern": "^[^\\x00-\\x1f\\x7f]*$",
+    "description": "why, for the audit log",
+}
+
+
+def _object(properties: Json, required: list[str] | None = None) -> Json:
+    return {
+        "type": "object",
+        "additionalProperties": False,
+        "properties": properties,
+        "required": list(properties) if required is None else required,
+    }
+
+
+SCHEMAS: Final[Json] = {
+    "Error": _object(
+        {
+            "error": {"type": "string", "description": "stable machine-readable code"},
+            "message": {"type": "string", "description": "what went wrong, for people"},
+            "request_id": {"type": "string", "description": "X-Request-ID of this request"},
+        }
+    ),
+    "Session": _object(
+        {
+            "sid_hash": {"type": "string", "pattern": "^[0-9a-f]{64}$"},
+            "tenant": {"type": ["string", "null"]},
+            "roles": _STRINGS,
+            "amr": _STRINGS,
+            "acr": {"type": ["string", "null"]},
+            "mfa": {"type": "boolean", "description": "a second factor was passed"},
+            "dpop_bound": {"type": "boolean", "description": "bound to a client key (DPoP)"},
+            "auth_time": _TIME,
+            "created": _TIME,
+            "last_seen": _TIME,
+            "expires_at": _TIME,
+            "absolute_expiry": _TIME,
+        }
+    ),
+    "SessionList": _object(
+        {
+            "sub": {"type": "string"},
+            "count": {"type": "integer", "minimum": 0},
+            "sessions": {"type": "array", "items": _ref("schemas", "Session")},
+        }
+    ),
+    "SessionRevoked": _object(
+        {
+            "sid_hash": {"type": "string", "pattern": "^[0-9a-f]{64}$"},
+            "revoked": {"type": "boolean", "description": "false: no such live session"},
+        }
+    ),
+    "UserRevoked": _object(
+        {"sub": {"type": "string"}, "revoked": {"type": "integer", "minimum": 0}}
+    ),
+    "AllRevoked": _object(
+        {"revoked_before": {**_TIME, "description": "sessions created until then are revoked"}}
+    ),
+    "RevokeRequest": _object({"reason": _REASON}, required=[]),
+    "RevokeAllRequest": _object(
+        {"confirm": {"const": "revoke-all"}, "reason": _REASON}, required=["confirm"]
+    ),
+    "OpenApiDocument": {"type": "object", "description": "this document"},
+}
+
+
+def _error(code: str, text: str) -> Json:
+    response: Json = {
+        "description": text,
+        "content": {"application/json": {"schema": _ref("schemas", "Error")}},
+    }
+    if code in ("401", "403"):
+        challenge = {"description": 'Bearer realm="tokengate-admin" (RFC 6750 error)'}
+        response["headers"] = {"WWW-Authenticate": {**challenge, "schema": {"type": "string"}}}
+    return response
+
+
+DOCUMENT: Final[Json] = {
+    "openapi": "3.1.0",
+    "info": {
+        "title": "tokengate admin API",
+        "version": __version__,
+        "description": "Session administration on the admin listener. Every call needs an "
+        "API key (Authorization: Bearer tga_...); roles: auditor reads, operator also "
+        "revokes a session or a user, admin also revokes all. Every act is audited first.",
+    },
+    "paths": PATHS,
+    "components": {
+        "securitySchemes": {
+            "apiKey": {
+                "type": "http",
+                "scheme": "bearer",
+                "bearerFormat": "tga_ admin API key",
+                "description": "created with 'tokengate admin key create'",
+            }
+        },
+        "schemas": SCHEMAS,
+        "responses": {f"E{code}": _error(code, text) for code, text in _ERRORS.items()},
+    },
+    "security": [{"apiKey": []}],
+}
