@@ -6,12 +6,13 @@ from aiohttp import web
 
 from kms_client import KeyManager
 from proxy import middlewares
+from proxy.authn.gate import Gate
 from proxy.handler import handle
-from proxy.state import KEYS, LIVE, UPSTREAMS, Live
+from proxy.state import GATE, KEYS, LIVE, UPSTREAMS, Live
 from proxy.upstreams import UpstreamPool
 
 
-def build_app(live: Live, pool: UpstreamPool, keys: KeyManager) -> web.Application:
+def build_app(live: Live, pool: UpstreamPool, keys: KeyManager, gate: Gate) -> web.Application:
     """The public application: middlewares outermost first, then one catch-all handler.
 
     ``client_max_size`` does not limit streamed bodies (the forwarder enforces
@@ -29,5 +30,6 @@ def build_app(live: Live, pool: UpstreamPool, keys: KeyManager) -> web.Applicati
     app[LIVE] = live
     app[UPSTREAMS] = pool
     app[KEYS] = keys
+    app[GATE] = gate
     app.router.add_route("*", "/{tail:.*}", handle)
     return app

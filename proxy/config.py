@@ -18,6 +18,7 @@ from pydantic import ByteSize, Field, field_validator, model_validator
 from audit.config import AuditConfig
 from kms_client.config import KeysConfig
 from policy.types import Bytes, Duration, StrictModel
+from proxy.authn.config import SessionsConfig
 
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 
@@ -63,6 +64,9 @@ class Upstream(StrictModel):
     connect_timeout: Duration = Field(5.0, description="time to open a connection")
     read_timeout: Duration = Field(60.0, description="longest silence while reading the response")
     max_connections: int = Field(512, ge=1, description="pooled keep-alive connections, at most")
+    audience: str | None = Field(
+        None, description="aud of the identity tokens sent to this upstream; default: its name"
+    )
     tls: UpstreamTls = Field(default_factory=UpstreamTls, description="TLS settings for https URLs")
 
     @field_validator("url")
@@ -123,6 +127,9 @@ class GatewayConfig(StrictModel):
     reload: Reload = Field(default_factory=Reload, description="hot reload")
     logging: Logging = Field(default_factory=Logging, description="logging")
     audit: AuditConfig = Field(default_factory=AuditConfig, description="tamper-evident audit log")
+    sessions: SessionsConfig = Field(
+        default_factory=SessionsConfig, description="gateway-owned sessions and login"
+    )
     keys: KeysConfig = Field(
         default_factory=KeysConfig, description="key management: root, keyring store, rotation"
     )

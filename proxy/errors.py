@@ -17,6 +17,14 @@ from tokengate.errors import GatewayError
 # code -> (status, fixed public message)
 PUBLIC_ERRORS: dict[str, tuple[int, str]] = {
     "bad_request": (400, "the request is malformed"),
+    "unauthorized": (401, "a valid session is required"),
+    "insufficient_user_authentication": (
+        401,
+        "this route needs a stronger or more recent authentication",
+    ),
+    "login_failed": (401, "the login could not be completed"),
+    "forbidden": (403, "the session may not use this route"),
+    "csrf_refused": (403, "cross-origin request refused"),
     "websocket_not_allowed": (403, "this route does not accept websocket upgrades"),
     "not_found": (404, "no route matches this request"),
     "method_not_allowed": (405, "this route does not accept the method"),

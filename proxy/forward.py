@@ -18,6 +18,7 @@ import asyncio
 import logging
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from typing import Protocol
 
 import aiohttp
 from aiohttp import web
@@ -35,6 +36,25 @@ class BodyTooLarge(Exception):
     """The client sent more body bytes than the route allows."""
 
 
+class RequestHooks(Protocol):
+    """Per-request work around forwarding: proofs on the way up, cookies on the way down."""
+
+    @property
+    def buffered(self) -> bool:
+        """Read the whole body (within the limit) before forwarding, e.g. to sign its digest."""
+        ...
+
+    def prepare(
+        self, headers: CIMultiDict[str], *, method: str, target: str, body: bytes | None
+    ) -> None:
+        """Complete the upstream request headers (identity, signature, ...); may raise."""
+        ...
+
+    async def on_response(self, status: int, resp: web.StreamResponse) -> None:
+        """Adjust the client response headers before they are sent; may raise to refuse it."""
+        ...
+
+
 @dataclass(frozen=True, slots=True)
 class ForwardPlan:
     """Everything the forwarder needs to know about one request."""
@@ -46,6 +66,7 @@ class ForwardPlan:
     read_timeout: float
     trusted_peer: bool
     request_id: str
+    hooks: RequestHooks | None = None
 
 
 class LimitedBody:
@@ -93,6 +114,15 @@ async def forward(
     if request.content_length is not None and request.content_length > plan.body_limit:
         raise ProxyError("payload_too_large", "declared content-length over the route limit")
     body = LimitedBody(request.content, plan.body_limit) if request.body_exists else None
+    headers = upstream_headers(request, plan)
+    data: AsyncIterator[bytes] | bytes | None = body.__aiter__() if body is not None else None
+    if plan.hooks is not None:
+        buffered: bytes | None = None
+        if plan.hooks.buffered:
+            buffered = await _read_all(body) if body is not None else b""
+            data = buffered
+            headers["Content-Length"] = str(len(buffered))
+        plan.hooks.prepare(headers, method=request.method, target=request.raw_path, body=buffered)
     timeout = aiohttp.ClientTimeout(
         total=None,
         sock_connect=plan.connect_timeout,
@@ -103,8 +133,8 @@ async def forward(
         async with session.request(
             request.method,
             plan.url,
-            headers=upstream_headers(request, plan),
-            data=body.__aiter__() if body is not None else None,
+            headers=headers,
+            data=data,
             allow_redirects=False,
             timeout=timeout,
         ) as upstream:
@@ -115,6 +145,14 @@ async def forward(
         if body is not None and body.exceeded:
             raise ProxyError("payload_too_large", "streamed body over the route limit") from e
         raise _upstream_error(e) from e
+
+
+async def _read_all(body: LimitedBody) -> bytes:
+    """The whole body, within the limit (413 above it)."""
+    try:
+        return b"".join([chunk async for chunk in body])
+    except BodyTooLarge as e:
+        raise ProxyError("payload_too_large", "buffered body over the route limit") from e
 
 
 def _upstream_error(e: BaseException) -> ProxyError:
@@ -132,6 +170,8 @@ async def _relay(
     resp = web.StreamResponse(status=upstream.status, reason=upstream.reason)
     resp.headers.extend(_response_headers(upstream))
     resp.headers["X-Request-ID"] = plan.request_id
+    if plan.hooks is not None:
+        await plan.hooks.on_response(upstream.status, resp)
     length = upstream.content_length
     bodyless = request.method == "HEAD" or upstream.status in _NO_BODY_STATUS
     if length is not None and not bodyless:

@@ -6,11 +6,12 @@ from aiohttp import web
 from yarl import URL
 
 from policy.routing import NoRoute
+from proxy.authn.http import set_session_cookies
 from proxy.errors import ProxyError
 from proxy.forward import ForwardPlan, forward
 from proxy.headers import is_trusted
 from proxy.paths import unsafe_target
-from proxy.state import KEYS, LIVE, REQUEST_ID, ROUTE_NAME, UPSTREAMS
+from proxy.state import FINISH, GATE, KEYS, LIVE, REQUEST_ID, ROUTE_NAME, UPSTREAMS
 from proxy.websocket import is_websocket, relay_websocket
 
 # Reserved on the public listener, ahead of every route: the public keys that
@@ -43,6 +44,17 @@ async def handle(request: web.Request) -> web.StreamResponse:
     upstream_name = settings.route_upstream[route.name]
     gw = settings.gateway
     async with request.app[UPSTREAMS].use(upstream_name) as (session, upstream):
+        admitted = await request.app[GATE].admit(
+            request,
+            route,
+            audience=upstream.audience or upstream_name,
+            authority=URL(upstream.url).raw_authority,
+        )
+        if isinstance(admitted, web.StreamResponse):
+            return admitted
+        if admitted.issued is not None and admitted.service is not None:
+            issued, cfg = admitted.issued, admitted.service.config
+            request[FINISH] = lambda resp: set_session_cookies(resp, issued, cfg)
         plan = ForwardPlan(
             url=upstream.url + request.raw_path,
             upstream_host=URL(upstream.url).raw_authority,
@@ -51,6 +63,7 @@ async def handle(request: web.Request) -> web.StreamResponse:
             read_timeout=route.timeouts.read or upstream.read_timeout,
             trusted_peer=is_trusted(request.remote, gw.trusted_proxies),
             request_id=request[REQUEST_ID],
+            hooks=admitted,
         )
         if is_websocket(request):
             if not route.websocket:

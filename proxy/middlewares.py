@@ -16,7 +16,7 @@ from proxy import metrics
 from proxy.errors import PUBLIC_ERRORS, ProxyError, error_response
 from proxy.forward import StreamAborted
 from proxy.headers import request_id
-from proxy.state import REQUEST_ID, ROUTE_NAME, STARTED
+from proxy.state import FINISH, REQUEST_ID, ROUTE_NAME, STARTED
 from tokengate.errors import GatewayError
 
 log = logging.getLogger("tokengate.proxy")
@@ -34,25 +34,28 @@ async def errors(request: web.Request, handler: Handler) -> web.StreamResponse:
     rid = request_id(request.headers.get("X-Request-ID"))
     request[REQUEST_ID] = rid
     try:
-        return await handler(request)
+        resp = await handler(request)
     except ProxyError as e:
         route = request.get(ROUTE_NAME, metrics.UNMATCHED)
         if (kind := _UPSTREAM_KINDS.get(e.code)) is not None:
             metrics.UPSTREAM_ERRORS.labels(route, kind).inc()
         log.info("refused: %s", e, extra={"request_id": rid, "route": route, "status": e.status})
-        return error_response(e.code, rid, headers=e.headers)
+        resp = error_response(e.code, rid, headers=e.headers)
     except StreamAborted:
         metrics.UPSTREAM_ERRORS.labels(request.get(ROUTE_NAME, metrics.UNMATCHED), "aborted").inc()
         raise
     except (GatewayError, AuditError) as e:
         # Another package failed closed (store, key service or audit sink down, ...).
         log.warning("failed closed: %s", e, extra={"request_id": rid, "status": e.status})
-        return error_response(_public_code(e.code, e.status), rid, status=e.status)
+        resp = error_response(_public_code(e.code, e.status), rid, status=e.status)
     except web.HTTPException as e:
-        return error_response(_http_code(e.status), rid, status=e.status)
+        resp = error_response(_http_code(e.status), rid, status=e.status)
     except Exception:
         log.exception("unexpected error", extra={"request_id": rid})
-        return error_response("internal_error", rid)
+        resp = error_response("internal_error", rid)
+    if (finish := request.get(FINISH)) is not None and not resp.prepared:
+        finish(resp)
+    return resp
 
 
 def _public_code(code: str, status: int) -> str:

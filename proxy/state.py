@@ -7,11 +7,13 @@ never sees half of an old config and half of a new one.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from aiohttp import web
 
 from kms_client import KeyManager
+from proxy.authn.gate import Gate
 from proxy.settings import Settings
 from proxy.upstreams import UpstreamPool
 
@@ -26,8 +28,11 @@ class Live:
 LIVE = web.AppKey("live", Live)
 UPSTREAMS = web.AppKey("upstreams", UpstreamPool)
 KEYS = web.AppKey("keys", KeyManager)
+GATE = web.AppKey("gate", Gate)
 
 # Per-request keys (request[KEY]).
 REQUEST_ID = web.RequestKey("request_id", str)
 ROUTE_NAME = web.RequestKey("route", str)
-STARTED = web.RequestKey("started", float)  # time.perf_counter() when the gateway took the request
+STARTED = web.RequestKey("started", float)
+# Applied to whatever response the request ends with (refreshed session cookies).
+FINISH: web.RequestKey[Callable[[web.StreamResponse], None]] = web.RequestKey("finish")

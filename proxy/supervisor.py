@@ -37,12 +37,12 @@ def worker_count(requested: int | None, configured: int) -> int:
     return n if n > 0 else (os.cpu_count() or 1)
 
 
-def _worker_main(config_path: str, index: int, level: str) -> None:
+def _worker_main(config_path: str, index: int, level: str, workers: int) -> None:
     setup_logging(level)
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent decides when to stop
     from proxy.worker import run
 
-    run(Path(config_path), worker_index=index)
+    run(Path(config_path), worker_index=index, workers=workers)
 
 
 class Supervisor:
@@ -63,7 +63,7 @@ class Supervisor:
     def _spawn(self, index: int) -> None:
         proc = self._ctx.Process(
             target=_worker_main,
-            args=(self._config, index, self._level),
+            args=(self._config, index, self._level, self._n),
             name=f"tokengate-worker-{index}",
         )
         proc.start()
@@ -151,7 +151,7 @@ def serve_main(config_path: Path, workers: int | None) -> int:
     if n == 1:
         from proxy.worker import run
 
-        run(config_path)
+        run(config_path, workers=1)
         return 0
     metrics_dir = tempfile.mkdtemp(prefix="tokengate-metrics-")
     os.environ["PROMETHEUS_MULTIPROC_DIR"] = metrics_dir

@@ -57,6 +57,8 @@ async def relay_websocket(
     headers = upstream_headers(request, plan)
     for name in _WS_HANDSHAKE:
         headers.popall(name, None)
+    if plan.hooks is not None:
+        plan.hooks.prepare(headers, method=request.method, target=request.raw_path, body=None)
     protocols = [
         p.strip() for p in request.headers.get("Sec-WebSocket-Protocol", "").split(",") if p.strip()
     ]

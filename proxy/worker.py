@@ -23,6 +23,7 @@ from proxy.admin import build_admin_app
 from proxy.app import build_app
 from proxy.auditing import GatewayAudit
 from proxy.keys import KeyringReady, publish_checkpoint_jwks
+from proxy.authn.setup import open_gate
 from proxy.keysetup import audited_keys
 from proxy.protocol import GatewayRunner
 from proxy.readiness import Readiness, ReadinessCheck, TcpCheck
@@ -62,7 +63,7 @@ async def _start_site(
     await site.start()
 
 
-async def serve(config_path: Path, *, worker_index: int = 0) -> None:
+async def serve(config_path: Path, *, worker_index: int = 0, workers: int = 1) -> None:
     """Run one worker until SIGTERM/SIGINT; raise PolicyError if the config is invalid."""
     settings = await asyncio.to_thread(load_settings, config_path)
     gw = settings.gateway
@@ -79,6 +80,9 @@ async def serve(config_path: Path, *, worker_index: int = 0) -> None:
             )
         )
         audit = GatewayAudit(audit_log)
+        gate = await stack.enter_async_context(
+            open_gate(settings, keys=keys, auditor=audit_log, workers=workers)
+        )
         await asyncio.to_thread(publish_checkpoint_jwks, settings, keys)
         pool = UpstreamPool()
         pool.update(gw.upstreams)
@@ -108,7 +112,7 @@ async def serve(config_path: Path, *, worker_index: int = 0) -> None:
         )
         await _start_site(
             stack,
-            build_app(live, pool, keys),
+            build_app(live, pool, keys, gate),
             gw.listen.host,
             gw.listen.port,
             drain=gw.drain_timeout,
@@ -129,6 +133,6 @@ async def serve(config_path: Path, *, worker_index: int = 0) -> None:
         await audit.record_stop("signal")
 
 
-def run(config_path: Path, *, worker_index: int = 0) -> None:
+def run(config_path: Path, *, worker_index: int = 0, workers: int = 1) -> None:
     """Process entry point: uvloop event loop running :func:`serve`."""
-    uvloop.run(serve(config_path, worker_index=worker_index))
+    uvloop.run(serve(config_path, worker_index=worker_index, workers=workers))

@@ -11,9 +11,10 @@ from pathlib import Path
 import pytest
 from aiohttp import web
 
-from proxy.accesslog import JsonAccessLogger
 from kms_client import KeyManager
+from proxy.accesslog import JsonAccessLogger
 from proxy.app import build_app
+from proxy.authn.setup import open_gate
 from proxy.keysetup import audited_keys
 from proxy.protocol import GatewayRunner
 from proxy.settings import Settings, load_settings
@@ -95,7 +96,7 @@ async def start_gateway() -> AsyncIterator[GatewayFactory]:
         live = Live(settings)
         pool = UpstreamPool()
         pool.update(settings.gateway.upstreams)
-        _, keys = await stack.enter_async_context(
+        audit_log, keys = await stack.enter_async_context(
             audited_keys(
                 keys=settings.gateway.keys,
                 audit=settings.gateway.audit,
@@ -104,7 +105,10 @@ async def start_gateway() -> AsyncIterator[GatewayFactory]:
                 background=False,
             )
         )
-        app = build_app(live, pool, keys)
+        gate = await stack.enter_async_context(
+            open_gate(settings, keys=keys, auditor=audit_log, workers=1)
+        )
+        app = build_app(live, pool, keys, gate)
         runner = GatewayRunner(app, access_log_class=JsonAccessLogger, shutdown_timeout=2)
         await runner.setup()
         port = settings.gateway.listen.port

@@ -1,0 +1,1 @@
+"""The gateway's HTTP side of sessions: login, cookies, authentication, authorization, proofs."""

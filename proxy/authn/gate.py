@@ -1,0 +1,80 @@
+"""Admission of one request to one route: authenticate, check CSRF, authorize.
+
+The result is the :class:`~proxy.authn.exchange.SessionExchange` that signs
+the forwarded request and applies session side effects to the response, or
+an early response (a redirect for browser navigations without a session).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from aiohttp import web
+
+from kms_client.rng import random_bytes
+from policy.model import Route
+from proxy.auth.errors import StepUpRequired
+from proxy.auth.jose import b64url_encode
+from proxy.authn.exchange import Prover, SessionExchange
+from proxy.authn.http import authorize, bearer_token, check_csrf, is_navigation, login_redirect
+from proxy.authn.service import SessionService
+from proxy.errors import ProxyError
+
+
+@dataclass(frozen=True, slots=True)
+class Gate:
+    """Everything admission needs that lives as long as the worker."""
+
+    prover: Prover
+    service: SessionService | None
+    strip: tuple[str, ...] = ()
+
+    async def admit(
+        self, request: web.Request, route: Route, *, audience: str, authority: str
+    ) -> SessionExchange | web.Response:
+        """The exchange for an admitted request, or the response that ends it here."""
+        exchange = SessionExchange(
+            prover=self.prover,
+            service=self.service,
+            claims=None,
+            audience=audience,
+            authority=authority,
+            sign_body=route.auth.sign_body if route.auth is not None else False,
+            strip=self.strip,
+        )
+        service = self.service
+        if service is None:
+            if route.auth is not None:
+                raise ProxyError("service_unavailable", "route needs sessions; none configured")
+            return exchange
+        cookies = service.config.cookies
+        exchange.access_cookie = request.cookies.get(cookies.access)
+        login = service.config.login
+        if login is not None and route.name == login.route:
+            exchange.login_nonce = b64url_encode(random_bytes(16))
+        if route.auth is None:
+            return exchange
+        bearer = bearer_token(request)
+        if bearer is None:
+            check_csrf(request, service.config)  # before any refresh a forged request could cause
+        found = await service.authenticate(
+            bearer or exchange.access_cookie,
+            None if bearer else request.cookies.get(cookies.refresh),
+        )
+        if found is None:
+            if is_navigation(request):
+                return login_redirect(request, service.config)
+            raise ProxyError(
+                "unauthorized", headers={"WWW-Authenticate": 'Bearer realm="tokengate"'}
+            )
+        exchange.claims = found.claims
+        exchange.issued = found.issued
+        try:
+            authorize(route.auth, found.claims)
+        except StepUpRequired as e:
+            if is_navigation(request):
+                return login_redirect(request, service.config)
+            raise ProxyError(
+                "insufficient_user_authentication", headers={"WWW-Authenticate": e.challenge()}
+            ) from e
+        return exchange
