@@ -5,6 +5,9 @@ Rules:
 - Any logged-in user may read every record: deciding who sees plaintext is
   tokengate's job, not this app's.
 - Only a record's owner, or an account with the support role, may update it.
+- Behind tokengate (proofs verified), the user is the one tokengate vouched
+  for, never the app's own cookie; a login carrying ``Tokengate-Login-Nonce``
+  is answered with a ``Tokengate-Login`` assertion when a login secret is set.
 """
 
 from __future__ import annotations
@@ -15,8 +18,14 @@ from pathlib import Path
 from aiohttp import web
 
 from demo_backend.errors import ApiError, not_found, unauthorized
+from demo_backend.login_assertion import (
+    LOGIN_HEADER,
+    LOGIN_NONCE_HEADER,
+    LOGOUT_HEADER,
+    login_nonce,
+)
 from demo_backend.sessions import COOKIE_NAME
-from demo_backend.state import STATE, DemoState
+from demo_backend.state import STATE, TOKENGATE_USER, DemoState
 from demo_backend.store import Account
 from demo_backend.validation import (
     LOGIN_LIMITS,
@@ -38,6 +47,8 @@ def _account_json(account: Account) -> dict[str, object]:
 
 
 async def _require_account(request: web.Request) -> Account:
+    if TOKENGATE_USER in request:
+        return request[TOKENGATE_USER]
     state = request.app[STATE]
     cookie = request.cookies.get(COOKIE_NAME)
     if cookie is None:
@@ -81,6 +92,11 @@ async def login(request: web.Request) -> web.Response:
         session.sid_hash, account.username, now=now, expires_at=now + state.session_ttl
     )
     response = web.json_response(_account_json(account))
+    nonce = login_nonce(request.headers.getall(LOGIN_NONCE_HEADER, []))
+    if state.login_asserter is not None and nonce is not None:
+        response.headers[LOGIN_HEADER] = state.login_asserter.assertion(
+            username=account.username, roles=account.roles, nonce=nonce, now=now
+        )
     response.set_cookie(
         COOKIE_NAME,
         session.cookie,
@@ -102,6 +118,8 @@ async def logout(request: web.Request) -> web.Response:
     if sid_hash is not None:
         await state.store.delete_session(sid_hash)
     response = web.Response(status=204)
+    if state.login_asserter is not None:
+        response.headers[LOGOUT_HEADER] = "1"
     _clear_cookie(response, state)
     return response
 

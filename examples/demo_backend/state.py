@@ -1,4 +1,4 @@
-"""The demo app's typed application state, shared by the handlers."""
+"""The demo app's typed application and request state, shared by the handlers."""
 
 from __future__ import annotations
 
@@ -7,19 +7,26 @@ from dataclasses import dataclass
 
 from aiohttp import web
 
+from demo_backend.login_assertion import LoginAsserter
 from demo_backend.sessions import SessionSigner
-from demo_backend.store import DemoStore
+from demo_backend.store import Account, DemoStore
 
 
 @dataclass(frozen=True, slots=True)
 class DemoState:
-    """What every handler needs; built once at start-up."""
+    """What every handler needs; built once at start-up.
+
+    ``login_asserter`` is set when the app shares a login secret with tokengate.
+    """
 
     store: DemoStore
     signer: SessionSigner
     now: Callable[[], float]
     session_ttl: int
     cookie_secure: bool
+    login_asserter: LoginAsserter | None = None
 
 
 STATE = web.AppKey("demo_backend_state", DemoState)
+# The user tokengate vouched for on this request (set only when proofs are verified).
+TOKENGATE_USER = web.RequestKey("demo_backend_tokengate_user", Account)

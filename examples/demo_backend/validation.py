@@ -58,18 +58,22 @@ def _is_utf8(value: str) -> bool:
     return True
 
 
+async def read_body(request: web.Request) -> bytes:
+    """The whole body (read once, cached by aiohttp), or 413 above ``MAX_BODY_BYTES``."""
+    too_large = ApiError(413, "payload_too_large", f"body must be at most {MAX_BODY_BYTES} bytes")
+    if request.content_length is not None and request.content_length > MAX_BODY_BYTES:
+        raise too_large
+    try:
+        return await request.read()
+    except web.HTTPRequestEntityTooLarge as e:
+        raise too_large from e
+
+
 async def read_json_object(request: web.Request) -> dict[str, object]:
     """The body as a JSON object, or the matching 400/413/415 error."""
     if request.content_type != "application/json":
         raise ApiError(415, "unsupported_media_type", "content type must be application/json")
-    if request.content_length is not None and request.content_length > MAX_BODY_BYTES:
-        raise ApiError(413, "payload_too_large", f"body must be at most {MAX_BODY_BYTES} bytes")
-    try:
-        raw = await request.read()
-    except web.HTTPRequestEntityTooLarge as e:
-        raise ApiError(
-            413, "payload_too_large", f"body must be at most {MAX_BODY_BYTES} bytes"
-        ) from e
+    raw = await read_body(request)
     try:
         parsed = json.loads(raw.decode("utf-8"), object_pairs_hook=_no_duplicates)
     except _DuplicateKeyError as e:
