@@ -25,7 +25,7 @@ from demo_backend.login_assertion import (
     login_nonce,
 )
 from demo_backend.sessions import COOKIE_NAME
-from demo_backend.state import STATE, TOKENGATE_USER, DemoState
+from demo_backend.state import STATE, VOUCHED, DemoState
 from demo_backend.store import Account
 from demo_backend.validation import (
     LOGIN_LIMITS,
@@ -47,8 +47,11 @@ def _account_json(account: Account) -> dict[str, object]:
 
 
 async def _require_account(request: web.Request) -> Account:
-    if TOKENGATE_USER in request:
-        return request[TOKENGATE_USER]
+    if VOUCHED in request:  # behind tokengate: its word, never the app's cookie
+        vouched = request[VOUCHED].account
+        if vouched is None:
+            raise unauthorized()
+        return vouched
     state = request.app[STATE]
     cookie = request.cookies.get(COOKIE_NAME)
     if cookie is None:

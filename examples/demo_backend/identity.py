@@ -9,8 +9,10 @@ Rules:
 - ``iat`` and ``exp`` are integers; the token lives at most 60 s; it is not
   expired and not issued in the future, allowing 5 s of clock skew either way;
   ``nbf``, when present, has passed.
-- ``sub`` is a non-empty string and ``roles`` an array of strings (both
-  bounded); they become the request's user, in place of the app's own cookie.
+- ``sub`` is a string and ``roles`` an array of strings (both bounded); they
+  become the request's user, in place of the app's own cookie. An empty
+  ``sub`` is tokengate's anonymous caller (public routes): no user, and then
+  ``roles`` must be empty too.
 """
 
 from __future__ import annotations
@@ -43,8 +45,8 @@ def _audience_matches(aud: object, audience: str) -> bool:
     return isinstance(aud, list) and audience in aud and all(isinstance(a, str) for a in aud)
 
 
-def identity_account(payload: Mapping[str, object], *, audience: str, now: float) -> Account:
-    """The user an already signature-checked identity payload names; JwsError if unacceptable."""
+def identity_account(payload: Mapping[str, object], *, audience: str, now: float) -> Account | None:
+    """The user a signature-checked identity payload names (None: anonymous); JwsError if bad."""
     if not _audience_matches(payload.get("aud"), audience):
         raise JwsError("identity: wrong audience")
     iat, exp = _integer(payload, "iat"), _integer(payload, "exp")
@@ -55,10 +57,14 @@ def identity_account(payload: Mapping[str, object], *, audience: str, now: float
     if "nbf" in payload and _integer(payload, "nbf") > now + CLOCK_SKEW:
         raise JwsError("identity: not yet valid")
     sub, roles = payload.get("sub"), payload.get("roles")
-    if not isinstance(sub, str) or not 0 < len(sub) <= MAX_SUB_CHARS:
+    if not isinstance(sub, str) or len(sub) > MAX_SUB_CHARS:
         raise JwsError("identity: sub missing or too long")
     if not isinstance(roles, list) or len(roles) > MAX_ROLES:
         raise JwsError("identity: roles missing or too many")
     if not all(isinstance(r, str) and 0 < len(r) <= MAX_ROLE_CHARS for r in roles):
         raise JwsError("identity: a role is not a short string")
+    if not sub:
+        if roles:
+            raise JwsError("identity: anonymous caller with roles")
+        return None
     return Account(username=sub, roles=tuple(roles))

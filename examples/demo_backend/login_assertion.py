@@ -7,10 +7,10 @@ gateway, saying who logged in. The gateway verifies it, creates its own
 session, and strips the header. On logout the app answers ``Tokengate-Logout: 1``.
 
 Rules:
-- The secret file holds at least 32 bytes, as base64url text (decoded; ``=``
-  padding and surrounding whitespace allowed) or as raw bytes. Text made only
-  of base64url characters is always read as base64url. A file readable by
-  group or others stops start-up.
+- The secret is the file's bytes with surrounding whitespace stripped, at
+  least 32 of them: random bytes, or base64url text of them used as it is
+  (not decoded). That is exactly how the gateway reads the same file, so both
+  sides hold the same key. A file readable by group or others stops start-up.
 - Header ``{"alg": "HS256", "typ": "tokengate-login+jwt"}`` (no ``kid``);
   claims ``iss aud iat exp jti nonce sub roles tenant amr``; ``exp`` is ``iat``
   + 30 s; ``jti`` is 128 random bits.
@@ -21,8 +21,6 @@ Rules:
 
 from __future__ import annotations
 
-import base64
-import binascii
 import os
 import re
 import secrets
@@ -44,7 +42,6 @@ AMR: Final = ("pwd",)
 LIFETIME: Final = 30
 MIN_SECRET_BYTES: Final = 32
 _MAX_SECRET_FILE_BYTES: Final = 4096
-_BASE64URL_TEXT: Final = re.compile(rb"[A-Za-z0-9_-]+={0,2}")
 _NONCE: Final = re.compile(r"[\x21-\x7e]{1,256}")
 
 
@@ -60,14 +57,7 @@ def load_login_secret(path: Path) -> bytes:
         content = f.read(_MAX_SECRET_FILE_BYTES + 1)
     if len(content) > _MAX_SECRET_FILE_BYTES:
         raise SecretFileError(f"demo_backend: {path} is too large for a login secret")
-    text = content.strip()
-    secret = content
-    if _BASE64URL_TEXT.fullmatch(text):
-        unpadded = text.rstrip(b"=")
-        try:
-            secret = base64.urlsafe_b64decode(unpadded + b"=" * (-len(unpadded) % 4))
-        except (binascii.Error, ValueError) as e:
-            raise SecretFileError(f"demo_backend: {path} is not valid base64url") from e
+    secret = content.strip()
     if len(secret) < MIN_SECRET_BYTES:
         raise SecretFileError(
             f"demo_backend: {path} must hold at least {MIN_SECRET_BYTES} bytes of secret"

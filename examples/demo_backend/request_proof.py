@@ -16,7 +16,8 @@ Rules (every failure is the same 401, its reason logged as a fixed category):
   can carry a body (a Content-Length or Transfer-Encoding field is present).
 - The signed ``Tokengate-Identity`` token must verify (see
   :mod:`demo_backend.identity`); its ``sub`` and ``roles`` are then the
-  request's user, instead of the app's own session cookie.
+  request's user, instead of the app's own session cookie (tokengate's
+  anonymous identity, on public routes, means no user: ``/api/*`` is 401).
 """
 
 from __future__ import annotations
@@ -43,8 +44,7 @@ from demo_backend.errors import ApiError
 from demo_backend.identity import TYP, identity_account
 from demo_backend.jwks import JwksCache
 from demo_backend.jws import JwsError, parse_eddsa, verify_eddsa
-from demo_backend.state import TOKENGATE_USER
-from demo_backend.store import Account
+from demo_backend.state import VOUCHED, Vouched
 from demo_backend.validation import read_body
 
 logger = logging.getLogger("demo_backend")
@@ -122,8 +122,8 @@ class RequestProof:
         self._audience = identity_audience
         self._now = now
 
-    async def user(self, request: web.Request) -> Account:
-        """The user tokengate vouches for; :class:`ProofRefused` if the proof fails."""
+    async def caller(self, request: web.Request) -> Vouched:
+        """Who tokengate vouches for; :class:`ProofRefused` if the proof fails."""
         now = self._now()
         message = _SignedRequest(
             method=request.method,
@@ -164,13 +164,14 @@ class RequestProof:
                 raise ProofRefused("signature") from e
         raise ProofRefused("signature")
 
-    async def _identity(self, token: str, now: float) -> Account:
+    async def _identity(self, token: str, now: float) -> Vouched:
         try:
             jws = parse_eddsa(token, typ=TYP)
             key = await self._jwks.lookup(jws.kid)
             if key is None:
                 raise JwsError("identity: unknown kid")
-            return identity_account(verify_eddsa(jws, key), audience=self._audience, now=now)
+            payload = verify_eddsa(jws, key)
+            return Vouched(identity_account(payload, audience=self._audience, now=now))
         except JwsError as e:
             raise ProofRefused("identity") from e
 
@@ -193,7 +194,7 @@ def request_proof_middleware() -> Middleware:
         if request.method == "GET" and request.raw_path == "/healthz":
             return await handler(request)
         try:
-            request[TOKENGATE_USER] = await request.app[PROOF].user(request)
+            request[VOUCHED] = await request.app[PROOF].caller(request)
         except ProofRefused as e:
             logger.warning(
                 "demo_backend: request proof refused (%s) on %s %s", e, request.method, request.path

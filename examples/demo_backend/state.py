@@ -27,6 +27,13 @@ class DemoState:
     login_asserter: LoginAsserter | None = None
 
 
+@dataclass(frozen=True, slots=True)
+class Vouched:
+    """Who tokengate says sent a request whose proof verified: a user, or nobody (anonymous)."""
+
+    account: Account | None
+
+
 STATE = web.AppKey("demo_backend_state", DemoState)
-# The user tokengate vouched for on this request (set only when proofs are verified).
-TOKENGATE_USER = web.RequestKey("demo_backend_tokengate_user", Account)
+# Set only when tokengate's request proofs are verified (and then on every request).
+VOUCHED = web.RequestKey("demo_backend_vouched", Vouched)
