@@ -30,7 +30,9 @@ def _read_secret(path: Path) -> bytes:
     info = path.stat()
     if info.st_mode & (stat.S_IRWXG | stat.S_IRWXO):
         raise ConfigError(f"sessions.login.secret_file: {path} is readable by others (chmod 600)")
-    secret = path.read_bytes().strip()
+    secret = path.read_bytes()
+    # The secret is the file's bytes; only one trailing newline (an editor's) is not part of it.
+    secret = secret.removesuffix(b"\n").removesuffix(b"\r")
     if len(secret) < 32:
         raise ConfigError("sessions.login.secret_file: the secret must be at least 32 bytes")
     return secret
