@@ -29,6 +29,7 @@ def launch(tmp_path: Path) -> Iterator[Launcher]:
         extra: str = "",
         directory: Path | None = None,
         tls: tuple[Path, Path] | None = None,
+        data_dir: Path | None = None,
     ) -> GatewayProcess:
         directory = directory or tmp_path
         port, admin = free_port(), free_port()
@@ -36,6 +37,8 @@ def launch(tmp_path: Path) -> Iterator[Launcher]:
         text = config.read_text()
         text = text.replace("workers: 1", f"workers: {workers}")
         text = _set_ports(text, port, admin, tls)
+        if data_dir is not None:
+            text = text.replace("data_dir: data\n", f"data_dir: {data_dir}\n")
         config.write_text(text)
         gw = start_gateway(config, port, admin, workers=workers)
         gw.scheme = "https" if tls else "http"
