@@ -7,8 +7,8 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import aiohttp
-import redis.asyncio as redis
 import pytest
+import redis.asyncio as redis
 from aiohttp import web
 
 from tests.conftest import REDIS_URL, free_port
