@@ -64,9 +64,7 @@ class SessionAdmin:
     async def list_sessions(self, actor: Actor, sub: str) -> list[Session]:
         """The live sessions of ``sub``, oldest first, once the listing is recorded."""
         sessions = await self._store.list_sessions(sub, now=self._clock())
-        await self._auditor.emit(
-            "admin.sessions_list", sub=sub, count=len(sessions), **actor.fields()
-        )
+        await self._emit("admin.sessions_list", sub=sub, count=len(sessions), **actor.fields())
         return sessions
 
     async def revoke_session(self, actor: Actor, sid: str, *, reason: str | None = None) -> bool:
@@ -88,7 +86,7 @@ class SessionAdmin:
     async def revoke_user(self, actor: Actor, sub: str, *, reason: str | None = None) -> int:
         """Revoke every session of ``sub``; the number revoked."""
         fields: dict[str, AuditValue] = {"sub": sub, "reason": reason, **actor.fields()}
-        await self._auditor.emit("admin.user_revoke", result="requested", **fields)
+        await self._emit("admin.user_revoke", result="requested", **fields)
         try:
             count = await self._store.revoke_user(sub, now=self._clock())
         except GatewayError as e:
@@ -100,7 +98,7 @@ class SessionAdmin:
     async def revoke_all(self, actor: Actor, *, reason: str | None = None) -> float:
         """Revoke every session created until now; that moment (POSIX seconds)."""
         fields: dict[str, AuditValue] = {"reason": reason, **actor.fields()}
-        await self._auditor.emit("admin.all_revoke", result="requested", **fields)
+        await self._emit("admin.all_revoke", result="requested", **fields)
         cutoff = self._clock()
         try:
             await self._store.revoke_all(now=cutoff)
@@ -114,7 +112,7 @@ class SessionAdmin:
         self, actor: Actor, sid: str | None, fields: dict[str, AuditValue]
     ) -> bool:
         fields = {**fields, **actor.fields()}
-        await self._auditor.emit("admin.session_revoke", result="requested", **fields)
+        await self._emit("admin.session_revoke", result="requested", **fields)
         try:
             revoked = sid is not None and await self._store.revoke(sid)
         except GatewayError as e:
@@ -123,9 +121,13 @@ class SessionAdmin:
         await self._record_done("admin.session_revoke", {**fields, "revoked": revoked})
         return revoked
 
+    async def _emit(self, event: str, **fields: AuditValue) -> None:
+        """Emit ``event`` without the fields that are None (absent, not null, in the log)."""
+        await self._auditor.emit(event, **{k: v for k, v in fields.items() if v is not None})
+
     async def _record_done(self, event: str, fields: dict[str, AuditValue]) -> None:
         try:
-            await self._auditor.emit(event, result="ok", **fields)
+            await self._emit(event, result="ok", **fields)
         except AuditError as e:
             log.warning("%s took effect but its outcome was not recorded: %s", event, e)
 
@@ -133,6 +135,6 @@ class SessionAdmin:
         self, event: str, fields: dict[str, AuditValue], error: GatewayError
     ) -> None:
         try:
-            await self._auditor.emit(event, result="failed", error=error.code, **fields)
+            await self._emit(event, result="failed", error=error.code, **fields)
         except AuditError as e:
             log.warning("%s failed and the failure was not recorded: %s", event, e)

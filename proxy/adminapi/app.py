@@ -23,6 +23,7 @@ from aiohttp.typedefs import Handler
 
 from audit.auditor import Auditor
 from audit.errors import AuditError
+from audit.schema import AuditValue
 from proxy import errors as proxy_errors
 from proxy.adminapi import views
 from proxy.adminapi.acts import Actor, SessionAdmin
@@ -164,16 +165,12 @@ async def _audit_refusal(
 ) -> None:
     """Record a refused call; the refusal stands even if it cannot be recorded."""
     try:
-        await auditor.emit(
-            "admin.auth_failed",
-            reason=reason,
-            key_name=key.name if key else None,
-            role=key.role.value if key else None,
-            required_role=op.role.value,
-            operation=op.operation_id,
-            peer=(request.remote or "")[:64] or None,
-            request_id=rid,
-        )
+        fields: dict[str, AuditValue] = {"reason": reason, "required_role": op.role.value}
+        if key is not None:
+            fields.update(key_name=key.name, role=key.role.value)
+        if request.remote:
+            fields["peer"] = request.remote[:64]
+        await auditor.emit("admin.auth_failed", operation=op.operation_id, request_id=rid, **fields)
     except AuditError as e:
         log.warning("admin: refusal not recorded: %s", e, extra={"request_id": rid})
 

@@ -30,7 +30,7 @@ from kms_client.rng import random_bytes
 
 KEY_PREFIX: Final = "tga_"
 KEY_BYTES: Final = 32
-KEY_RE: Final = re.compile(r"^tga_[a-z2-7]{52}$")
+KEY_RE: Final = re.compile(r"tga_[a-z2-7]{52}")
 
 
 class Role(StrEnum):
@@ -66,7 +66,7 @@ def key_digest(key: str) -> str:
 
 def is_api_key(value: str) -> bool:
     """Whether ``value`` has the shape of an admin API key."""
-    return bool(KEY_RE.match(value))
+    return bool(KEY_RE.fullmatch(value))
 
 
 @dataclass(frozen=True, slots=True)

@@ -17,7 +17,8 @@ from typing import Final
 
 from proxy.sessions.model import Session
 
-SID_HASH_RE: Final = re.compile(r"^[0-9a-f]{64}$")
+_SID_HASH: Final = re.compile(r"[0-9a-f]{64}")
+_SID: Final = re.compile(r"[A-Za-z0-9_-]{43}")  # the shape of proxy.sessions.model.new_sid()
 _SUB_BAD: Final = re.compile(r"[\x00-\x1f\x7f]")
 
 JsonValue = str | int | bool | None | list[str]
@@ -26,6 +27,16 @@ JsonValue = str | int | bool | None | list[str]
 def sid_hash(sid: str) -> str:
     """The public name of a session: hex SHA-256 of its id."""
     return hashlib.sha256(sid.encode("utf-8")).hexdigest()
+
+
+def is_sid_hash(value: str) -> bool:
+    """Whether ``value`` is 64 lowercase hex digits (the whole string)."""
+    return bool(_SID_HASH.fullmatch(value))
+
+
+def is_session_id(value: str) -> bool:
+    """Whether ``value`` has the shape of a session id (the whole string, no trailing newline)."""
+    return bool(_SID.fullmatch(value))
 
 
 def is_sub(value: str) -> bool:

@@ -137,7 +137,7 @@ _STRINGS: Final[Json] = {"type": "array", "items": {"type": "string"}}
 _REASON: Final[Json] = {
     "type": ["string", "null"],
     "maxLength": 256,
-    "pattern": "^[^\\x00-\\x1f\\x7f]*$",
+    "not": {"pattern": "[\\x00-\\x1f\\x7f]"},  # no control characters (any engine)
     "description": "why, for the audit log",
 }
 

@@ -15,10 +15,15 @@ from aiohttp import web
 from proxy.adminapi.acts import Actor, SessionAdmin
 from proxy.adminapi.bodies import RevokeAllBody, RevokeBody, read_body
 from proxy.adminapi.errors import BadRequest
-from proxy.adminapi.listing import SID_HASH_RE, is_sub, rfc3339, session_view
+from proxy.adminapi.listing import (
+    is_session_id,
+    is_sid_hash,
+    is_sub,
+    rfc3339,
+    session_view,
+)
 from proxy.adminapi.listing import sid_hash as hash_sid
 from proxy.adminapi.openapi import DOCUMENT
-from proxy.sessions.model import is_sid
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,7 +63,7 @@ async def list_sessions(call: Call) -> web.Response:
 async def revoke_session(call: Call) -> web.Response:
     """POST sessions/{sid}/revoke."""
     sid = call.request.match_info["sid"]
-    if not is_sid(sid):
+    if not is_session_id(sid):
         raise BadRequest("admin: sid is not a session id")
     body = await read_body(call.request, RevokeBody)
     revoked = await call.admin.revoke_session(call.actor, sid, reason=body.reason)
@@ -69,7 +74,7 @@ async def revoke_listed(call: Call) -> web.Response:
     """POST users/{sub}/sessions/{sid_hash}/revoke."""
     sub = _sub(call)
     hashed = call.request.match_info["sid_hash"]
-    if not SID_HASH_RE.match(hashed):
+    if not is_sid_hash(hashed):
         raise BadRequest("admin: sid_hash must be 64 lowercase hex digits")
     body = await read_body(call.request, RevokeBody)
     revoked = await call.admin.revoke_listed(call.actor, sub, hashed, reason=body.reason)
