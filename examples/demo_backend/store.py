@@ -8,12 +8,15 @@ Rules:
   tokens, and the app must not care.
 - Sessions are stored by the SHA-256 of their id, so a copy of the database
   cannot be replayed as cookies.
+- A record's owner always has an account: a user known only to tokengate gets
+  one (with an unusable random password) when it first creates a record.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import secrets
 import sqlite3
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
@@ -85,6 +88,20 @@ class Record:
             "created_at": self.created_at,
             "updated_at": self.updated_at,
         }
+
+
+def _provision(conn: sqlite3.Connection, username: str) -> None:
+    """Give a user tokengate vouched for, but unknown here, an account to own records.
+
+    Its password is random and never told to anyone, so it cannot log in to the
+    app directly, and checking it costs the same scrypt as any other account.
+    """
+    if conn.execute("SELECT 1 FROM accounts WHERE username = ?", (username,)).fetchone():
+        return
+    conn.execute(
+        "INSERT INTO accounts (username, password_hash, role) VALUES (?, ?, ?)",
+        (username, hash_password(secrets.token_urlsafe(32)), "user"),
+    )
 
 
 def _timestamp(now: float) -> str:
@@ -201,6 +218,7 @@ class DemoStore:
     def _create_record(self, fields: dict[str, str], owner: str, now: float) -> Record:
         stamp = _timestamp(now)
         with self._connect() as conn:
+            _provision(conn, owner)
             cursor = conn.execute(
                 "INSERT INTO users (name, email, ssn, card_number, owner, created_at, updated_at)"
                 " VALUES (?, ?, ?, ?, ?, ?, ?)",

@@ -36,8 +36,8 @@ async def make_client(data_dir: Path, clock: Clock) -> AsyncIterator[MakeClient]
         options.setdefault("now", clock)
         app = create_app(directory or data_dir, **options)  # type: ignore[arg-type]
         client: Client = TestClient(TestServer(app), cookie_jar=aiohttp.DummyCookieJar())
+        clients.append(client)  # closed even when start-up fails
         await client.start_server()
-        clients.append(client)
         return client
 
     yield make
