@@ -30,14 +30,18 @@ ROLES = ("auditor", "operator", "admin")
 
 
 def audit_entries(data_dir: Path) -> list[Entry]:
-    """Every entry (checkpoints excluded) the audit log wrote under ``data_dir``."""
+    """Every entry (checkpoints excluded) written under ``data_dir``, in time order.
+
+    Each process (each CLI run) writes its own chain to its own file, so entries
+    are ordered by timestamp, then by their place in their chain.
+    """
     out: list[Entry] = []
-    for path in sorted((data_dir / "audit").glob("*.jsonl")):
+    for path in (data_dir / "audit").glob("*.jsonl"):
         for line in path.read_bytes().splitlines(keepends=True):
             entry = parse_entry(line)
             if entry.event != "audit.checkpoint":
                 out.append(entry)
-    return out
+    return sorted(out, key=lambda e: (e.ts, e.seq))
 
 
 def events(data_dir: Path, prefix: str = "admin.") -> list[tuple[str, dict[str, object]]]:
