@@ -68,9 +68,28 @@ OPERATIONS: Final = (
 )  # fmt: skip
 
 
+ConfigSource = AdminApiConfig | Callable[[], AdminApiConfig]
+
+
+class _Keys:
+    """The key table of the current config, rebuilt only when a reload swapped the config."""
+
+    def __init__(self, source: ConfigSource) -> None:
+        self._source = source
+        self._config: AdminApiConfig | None = None
+        self._table = KeyTable(())
+
+    def current(self) -> KeyTable | None:
+        """The table to check keys against; None once a reload disabled the API."""
+        config = self._source() if callable(self._source) else self._source
+        if config is not self._config:
+            self._config, self._table = config, config.key_table()
+        return self._table if config.enabled else None
+
+
 @dataclass(frozen=True, slots=True)
 class _Deps:
-    keys: KeyTable
+    keys: _Keys
     admin: SessionAdmin
     auditor: Auditor
 
@@ -78,20 +97,24 @@ class _Deps:
 def add_admin_api(
     app: web.Application,
     *,
-    config: AdminApiConfig,
+    config: ConfigSource,
     store: SessionStore,
     auditor: Auditor,
     clock: Callable[[], float] = time.time,
 ) -> None:
-    """Register the admin API on ``app`` (nothing when ``config.enabled`` is false).
+    """Register the admin API on ``app`` (nothing when the config says ``enabled: false``).
 
-    ``store`` must be opened and closed by the caller; ``auditor`` is the
-    gateway's audit log. Call before the app starts (it adds a middleware that
-    answers unknown routes and methods under the prefix with JSON errors).
+    ``config`` is the ``admin.api`` section, or a callable returning the current
+    one (e.g. ``lambda: live.settings.gateway.admin.api``) so that a reload that
+    removes a key or disables the API takes effect on the next request.
+    ``store`` is opened and closed by the caller; ``auditor`` is the gateway's
+    audit log. Call before the app starts: it also adds a middleware that
+    answers unknown routes and methods under the prefix with JSON errors.
     """
-    if not config.enabled:
+    keys = _Keys(config)
+    if keys.current() is None:
         return
-    deps = _Deps(config.key_table(), SessionAdmin(store, auditor, clock=clock), auditor)
+    deps = _Deps(keys, SessionAdmin(store, auditor, clock=clock), auditor)
     for op in OPERATIONS:
         app.router.add_route(op.method, op.path, _endpoint(op, deps))
     app.middlewares.append(_json_refusals)
@@ -109,8 +132,11 @@ def _endpoint(op: Operation, deps: _Deps) -> Handler:
 
     async def handle(request: web.Request) -> web.StreamResponse:
         rid = _rid(request)
+        table = deps.keys.current()
+        if table is None:  # disabled by a reload since start
+            return proxy_errors.error_response("not_found", rid)
         try:
-            key = authenticate(request.headers.getall(hdrs.AUTHORIZATION, []), deps.keys)
+            key = authenticate(request.headers.getall(hdrs.AUTHORIZATION, []), table)
         except AuthFailed as e:
             await _audit_refusal(deps.auditor, request, op, rid, e.reason, None)
             challenge = REALM if e.reason == "missing" else f'{REALM}, error="invalid_token"'

@@ -6,12 +6,16 @@ from dataclasses import dataclass
 from urllib.parse import quote
 
 import pytest
-from aiohttp import ClientResponse
+from aiohttp import ClientResponse, web
+from aiohttp.test_utils import TestClient, TestServer
 
+from audit import AuditLog
+from proxy.adminapi import AdminApiConfig, add_admin_api
 from proxy.adminapi.keys import new_api_key
 from proxy.adminapi.listing import sid_hash
 from proxy.sessions.model import SessionGrant
-from tests.proxy.adminapi.conftest import ROLES, Api, events, new_session
+from proxy.sessions.store import SessionStore
+from tests.proxy.adminapi.conftest import ROLES, Api, events, key_config, new_session
 
 V1 = "/.tokengate/admin/v1"
 # operationId -> weakest role allowed
@@ -332,3 +336,25 @@ async def test_paths_outside_the_prefix_are_left_alone(api: Api) -> None:
     resp = await api.client.get("/elsewhere")
     assert resp.status == 404
     assert resp.content_type != "application/json"
+
+
+async def test_reloaded_config_applies_on_the_next_request(
+    store: SessionStore, audit_log: AuditLog
+) -> None:
+    kept, dropped = new_api_key(), new_api_key()
+    holder = [key_config({"admin": kept, "operator": dropped})]
+    app = web.Application()
+    add_admin_api(app, config=lambda: holder[-1], store=store, auditor=audit_log)
+    path = f"{V1}/users/alice/sessions"
+    async with TestClient(TestServer(app, host="127.0.0.1")) as client:
+        for key in (kept, dropped):
+            resp = await client.get(path, headers={"Authorization": f"Bearer {key}"})
+            assert resp.status == 200
+        holder.append(key_config({"admin": kept}))  # a reload removed the operator's key
+        resp = await client.get(path, headers={"Authorization": f"Bearer {dropped}"})
+        await assert_json_error(resp, 401, "unauthorized")
+        resp = await client.get(path, headers={"Authorization": f"Bearer {kept}"})
+        assert resp.status == 200
+        holder.append(AdminApiConfig(enabled=False, keys=holder[-1].keys))
+        resp = await client.get(path, headers={"Authorization": f"Bearer {kept}"})
+        await assert_json_error(resp, 404, "not_found")
