@@ -7,10 +7,11 @@ gateway, saying who logged in. The gateway verifies it, creates its own
 session, and strips the header. On logout the app answers ``Tokengate-Logout: 1``.
 
 Rules:
-- The secret is the file's bytes with surrounding whitespace stripped, at
-  least 32 of them: random bytes, or base64url text of them used as it is
-  (not decoded). That is exactly how the gateway reads the same file, so both
-  sides hold the same key. A file readable by group or others stops start-up.
+- The secret is the file's bytes less one trailing newline (``\n``,
+  ``\r\n`` or ``\r``, as an editor leaves it), at least 32 of them: random
+  bytes, or base64url text used as it is (not decoded). That is exactly how
+  the gateway reads the same file, so both sides hold the same key. A file
+  readable by group or others stops start-up.
 - Header ``{"alg": "HS256", "typ": "tokengate-login+jwt"}`` (no ``kid``);
   claims ``iss aud iat exp jti nonce sub roles tenant amr``; ``exp`` is ``iat``
   + 30 s; ``jti`` is 128 random bits.
@@ -57,7 +58,7 @@ def load_login_secret(path: Path) -> bytes:
         content = f.read(_MAX_SECRET_FILE_BYTES + 1)
     if len(content) > _MAX_SECRET_FILE_BYTES:
         raise SecretFileError(f"demo_backend: {path} is too large for a login secret")
-    secret = content.strip()
+    secret = content.removesuffix(b"\n").removesuffix(b"\r")
     if len(secret) < MIN_SECRET_BYTES:
         raise SecretFileError(
             f"demo_backend: {path} must hold at least {MIN_SECRET_BYTES} bytes of secret"
