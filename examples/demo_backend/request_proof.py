@@ -14,6 +14,9 @@ Rules (every failure is the same 401, its reason logged as a fixed category):
   ``content-digest`` under tag ``tokengate`` (the digest must match the body),
   or under tag ``tokengate-stream`` ``content-length``, whenever the request
   can carry a body (a Content-Length or Transfer-Encoding field is present).
+- The signature carries a ``nonce``, accepted once: a request captured on its
+  way to the app cannot be played again (kept in memory, so per process,
+  while the signature could still pass the ``created`` window).
 - The signed ``Tokengate-Identity`` token must verify (see
   :mod:`demo_backend.identity`); its ``sub`` and ``roles`` are then the
   request's user, instead of the app's own session cookie (tokengate's
@@ -22,6 +25,7 @@ Rules (every failure is the same 401, its reason logged as a fixed category):
 
 from __future__ import annotations
 
+import heapq
 import logging
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -55,6 +59,7 @@ TAG_STREAM: Final = "tokengate-stream"
 REQUIRED: Final = ("@method", "@authority", "@path", "@query", "tokengate-identity")
 MAX_AGE: Final = 60
 MAX_FUTURE: Final = 5
+MAX_NONCES: Final = 100_000
 _IDENTITY: Final = '"tokengate-identity"'
 _DIGEST: Final = '"content-digest"'
 _LENGTH: Final = '"content-length"'
@@ -112,6 +117,31 @@ class _Verifier(HTTPMessageVerifier):
             raise InvalidSignature("signature expired")
 
 
+class SeenNonces:
+    """Nonces of accepted signatures, each kept until its signature is too old anyway.
+
+    Bounded: when full of live entries every new nonce counts as seen (fail
+    closed) rather than forget one that could then be replayed.
+    """
+
+    def __init__(self, max_entries: int = MAX_NONCES) -> None:
+        self._max = max_entries
+        self._until: dict[tuple[str, str], float] = {}
+        self._expiries: list[tuple[float, tuple[str, str]]] = []
+
+    def first_use(self, keyid: str, nonce: str, *, until: float, now: float) -> bool:
+        """True the first time ``(keyid, nonce)`` is seen; it is then kept until ``until``."""
+        while self._expiries and self._expiries[0][0] <= now:
+            _, old = heapq.heappop(self._expiries)
+            del self._until[old]
+        key = (keyid, nonce)
+        if key in self._until or len(self._until) >= self._max:
+            return False
+        self._until[key] = until
+        heapq.heappush(self._expiries, (until, key))
+        return True
+
+
 class RequestProof:
     """Verifies tokengate's signature and identity token on one request."""
 
@@ -121,6 +151,7 @@ class RequestProof:
         self._jwks = jwks
         self._audience = identity_audience
         self._now = now
+        self._seen = SeenNonces()
 
     async def caller(self, request: web.Request) -> Vouched:
         """Who tokengate vouches for; :class:`ProofRefused` if the proof fails."""
@@ -133,9 +164,11 @@ class RequestProof:
             ),
         )
         result = await self._signature(message, now)
-        tag = result.parameters.get("tag")
+        tag, nonce = result.parameters.get("tag"), result.parameters.get("nonce")
         if result.label != LABEL or tag not in (TAG_BUFFERED, TAG_STREAM):
             raise ProofRefused("label or tag")
+        if not isinstance(nonce, str) or not nonce:
+            raise ProofRefused("no nonce")
         if tag == TAG_BUFFERED:
             if _DIGEST not in result.covered_components:
                 raise ProofRefused("digest not covered")
@@ -147,22 +180,25 @@ class RequestProof:
                 raise ProofRefused("digest") from e
         elif _can_have_body(request) and _LENGTH not in result.covered_components:
             raise ProofRefused("length not covered")
-        return await self._identity(result.covered_components[_IDENTITY], now)
+        vouched = await self._identity(result.covered_components[_IDENTITY], now)
+        # Recorded only now, so that nothing unverified can use up a nonce.
+        until = int(result.parameters["created"]) + MAX_AGE + 1
+        if not self._seen.first_use(str(result.parameters["keyid"]), nonce, until=until, now=now):
+            raise ProofRefused("replay")
+        return vouched
 
     async def _signature(self, message: _SignedRequest, now: float) -> VerifyResult:
-        for attempt in (1, 2):
-            keys = _JwksKeys(self._jwks)
-            try:
-                # No tag or label given: the library then insists on exactly one signature.
-                (result,) = _Verifier(keys, now=now).verify(
-                    message, max_age=None, require_components=REQUIRED
-                )
-                return result
-            except HTTPMessageSignaturesException as e:
-                if attempt == 1 and keys.missing and await self._jwks.lookup(keys.missing):
-                    continue  # the gateway rotated its key: retry with the new JWKS
+        keys = _JwksKeys(self._jwks)
+        try:
+            return _verify(message, keys, now)
+        except HTTPMessageSignaturesException as e:
+            if not keys.missing or await self._jwks.lookup(keys.missing) is None:
                 raise ProofRefused("signature") from e
-        raise ProofRefused("signature")
+        # The gateway rotated its key and the refetched JWKS has it: verify once more.
+        try:
+            return _verify(message, _JwksKeys(self._jwks), now)
+        except HTTPMessageSignaturesException as e:
+            raise ProofRefused("signature") from e
 
     async def _identity(self, token: str, now: float) -> Vouched:
         try:
@@ -174,6 +210,12 @@ class RequestProof:
             return Vouched(identity_account(payload, audience=self._audience, now=now))
         except JwsError as e:
             raise ProofRefused("identity") from e
+
+
+def _verify(message: _SignedRequest, keys: _JwksKeys, now: float) -> VerifyResult:
+    # No tag or label given: the library then insists on exactly one signature.
+    (result,) = _Verifier(keys, now=now).verify(message, max_age=None, require_components=REQUIRED)
+    return result
 
 
 def _can_have_body(request: web.Request) -> bool:

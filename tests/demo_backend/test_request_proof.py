@@ -17,6 +17,7 @@ from aiohttp.test_utils import TestServer
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from demo_backend.app import TokengateOptions
 from demo_backend.jwks import JwksError
+from demo_backend.request_proof import SeenNonces
 from multidict import CIMultiDict
 
 from proxy.auth import jose
@@ -555,3 +556,52 @@ async def test_requests_proven_by_the_gateway_prover(
 
 def _rand(n: int) -> bytes:
     return os.urandom(n)
+
+
+async def test_replayed_request_is_refused(app: Client, gateway: Gateway, clock: Clock) -> None:
+    body = json_body()
+    headers = gateway.headers("POST", "/api/users", now=clock(), body=body, extra=JSON)
+    assert (await send(app, "POST", "/api/users", headers, body)).status == 201
+    clock.advance(10)
+    assert (await send(app, "POST", "/api/users", headers, body)).status == 401
+    # Its allow twin: the same request, signed afresh by the gateway.
+    headers = gateway.headers("POST", "/api/users", now=clock(), body=body, extra=JSON)
+    assert (await send(app, "POST", "/api/users", headers, body)).status == 201
+
+
+async def test_signature_without_a_nonce_is_refused(
+    app: Client, gateway: Gateway, clock: Clock
+) -> None:
+    extra = {
+        "Tokengate-Identity": gateway.identity(user("alice"), now=clock()),
+        "Content-Digest": content_digest(b""),
+    }
+    headers = dict(extra)
+    view = RequestView.build(
+        method="GET",
+        authority=gateway.authority,
+        target="/api/me",
+        headers=headers.items(),
+        scheme="http",
+    )
+    components = (*BASE, "tokengate-identity", "content-digest")
+    for nonce, status in ((None, 401), ("fresh-nonce", 200)):
+        params = SignatureParams(
+            components=components,
+            created=int(clock()),
+            keyid=gateway.key.kid,
+            nonce=nonce,
+            tag="tokengate",
+        )
+        signed = headers | sign(view, params, gateway.key).as_dict()
+        assert (await send(app, "GET", "/api/me", signed)).status == status
+
+
+def test_seen_nonces_expire_and_fail_closed_when_full() -> None:
+    seen = SeenNonces(max_entries=2)
+    assert seen.first_use("k", "a", until=100, now=0)
+    assert not seen.first_use("k", "a", until=100, now=50)
+    assert seen.first_use("k2", "a", until=100, now=50)  # another key, another nonce space
+    assert not seen.first_use("k", "b", until=100, now=60)  # full of live entries
+    assert seen.first_use("k", "a", until=200, now=100)  # expired entries make room
+    assert seen.first_use("k", "b", until=200, now=100)
