@@ -18,9 +18,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 import json
 import logging
 import os
+import tempfile
 from pathlib import Path
 
 from kms_client.manager import KeyManager
@@ -35,9 +37,22 @@ TIMEOUT = 30.0
 type Reply = dict[str, object]
 
 
+# AF_UNIX paths are limited to 107 bytes on Linux; leave room for "kms-<pid>.sock".
+_MAX_DIR_LENGTH = 80
+
+
 def default_control_dir(data_dir: Path) -> Path:
-    """Where control sockets live unless ``keys.control_dir`` says otherwise."""
-    return (data_dir / "kms" / "control").absolute()
+    """Where control sockets live unless ``keys.control_dir`` says otherwise.
+
+    Under the data dir when the path is short enough for a unix socket; else a
+    per-user directory under the system temp dir, named by a digest of the
+    data dir so the CLI finds the same one.
+    """
+    preferred = (data_dir / "kms" / "control").absolute()
+    if len(str(preferred)) <= _MAX_DIR_LENGTH:
+        return preferred
+    digest = hashlib.sha256(str(data_dir.absolute()).encode()).hexdigest()[:16]
+    return Path(tempfile.gettempdir()) / f"tokengate-{os.getuid()}" / digest
 
 
 class ControlServer:
@@ -66,7 +81,13 @@ class ControlServer:
             await asyncio.to_thread(self.path.unlink)
 
     def _prepare(self) -> None:
+        if self.path.parent.parent.name.startswith("tokengate-"):
+            self.path.parent.parent.mkdir(mode=0o700, exist_ok=True)
         self.path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        # In a shared temp dir, refuse a directory someone else made for us.
+        for directory in (self.path.parent, self.path.parent.parent):
+            if directory.name.startswith("tokengate-") and directory.stat().st_uid != os.getuid():
+                raise OSError(f"kms: control directory {directory} is not ours")
         os.chmod(self.path.parent, 0o700)
         with contextlib.suppress(FileNotFoundError):
             self.path.unlink()

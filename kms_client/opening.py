@@ -108,7 +108,7 @@ async def open_key_manager(
             await server.start()
         except OSError as e:
             await manager.close()
-            raise KmsError(f"kms: cannot listen on {server.path}: {e.strerror}") from e
+            raise KmsError(f"kms: cannot listen on {server.path}: {e.strerror or e}") from e
         manager.on_close(server.close)
         manager.start()
     return manager

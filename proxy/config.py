@@ -18,6 +18,7 @@ from pydantic import ByteSize, Field, field_validator, model_validator
 from audit.config import AuditConfig
 from kms_client.config import KeysConfig
 from policy.types import Bytes, Duration, StrictModel
+from proxy.adminapi.config import AdminApiConfig
 from proxy.authn.config import SessionsConfig
 
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
@@ -43,6 +44,9 @@ class AdminListener(StrictModel):
 
     host: str = Field("127.0.0.1", description="address to bind; keep it private")
     port: int = Field(8081, ge=0, le=65535, description="TCP port")
+    api: AdminApiConfig = Field(
+        default_factory=AdminApiConfig, description="session administration API and its keys"
+    )
 
 
 class UpstreamTls(StrictModel):

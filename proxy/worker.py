@@ -20,10 +20,11 @@ from aiohttp import web
 
 from proxy.accesslog import JsonAccessLogger
 from proxy.admin import build_admin_app
+from proxy.adminapi.app import add_admin_api
 from proxy.app import build_app
 from proxy.auditing import GatewayAudit
-from proxy.keys import KeyringReady, publish_checkpoint_jwks
 from proxy.authn.setup import open_gate
+from proxy.keys import KeyringReady, publish_checkpoint_jwks
 from proxy.keysetup import audited_keys
 from proxy.protocol import GatewayRunner
 from proxy.readiness import Readiness, ReadinessCheck, TcpCheck
@@ -107,9 +108,15 @@ async def serve(config_path: Path, *, worker_index: int = 0, workers: int = 1) -
         loop.add_signal_handler(signal.SIGINT, stop.set)
         loop.add_signal_handler(signal.SIGHUP, on_hup)
         # Registered before the listeners so they stop (and drain) first.
-        await _start_site(
-            stack, build_admin_app(readiness), gw.admin.host, gw.admin.port, drain=1.0, tls=None
-        )
+        admin_app = build_admin_app(readiness)
+        if gate.service is not None:
+            add_admin_api(
+                admin_app,
+                config=lambda: live.settings.gateway.admin.api,
+                store=gate.service.store,
+                auditor=audit_log,
+            )
+        await _start_site(stack, admin_app, gw.admin.host, gw.admin.port, drain=1.0, tls=None)
         await _start_site(
             stack,
             build_app(live, pool, keys, gate),

@@ -3,24 +3,7 @@
 :func:`~proxy.adminapi.app.add_admin_api` registers the routes on the admin
 listener's app; :class:`~proxy.adminapi.config.AdminApiConfig` is the
 ``admin.api:`` section; :class:`~proxy.adminapi.acts.SessionAdmin` is the
-audited core that ``tokengate sessions`` uses too.
+audited core that ``tokengate sessions`` uses too. Import from the modules:
+this package imports nothing eagerly, because gateway.yaml's model imports
+the config module while the app module imports the gateway's state.
 """
-
-from __future__ import annotations
-
-from proxy.adminapi.acts import Actor, SessionAdmin
-from proxy.adminapi.app import OPERATIONS, add_admin_api
-from proxy.adminapi.config import AdminApiConfig, AdminKeyConfig
-from proxy.adminapi.keys import Role, key_digest, new_api_key
-
-__all__ = [
-    "OPERATIONS",
-    "Actor",
-    "AdminApiConfig",
-    "AdminKeyConfig",
-    "Role",
-    "SessionAdmin",
-    "add_admin_api",
-    "key_digest",
-    "new_api_key",
-]

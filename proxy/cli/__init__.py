@@ -20,9 +20,27 @@ def cli() -> None:
 def _register() -> None:
     """Attach the subcommands; imported lazily so ``tokengate --help`` stays fast."""
     # Explicit list: a new command is added here, never discovered.
-    from proxy.cli import audit_cmd, demo_cmd, keys_cmd, kms_cmd, policy_cmd, serve_cmd
+    from proxy.cli import (
+        admin_cmd,
+        audit_cmd,
+        demo_cmd,
+        keys_cmd,
+        kms_cmd,
+        policy_cmd,
+        serve_cmd,
+        sessions_cmd,
+    )
 
-    for module in (serve_cmd, demo_cmd, policy_cmd, keys_cmd, kms_cmd, audit_cmd):
+    for module in (
+        serve_cmd,
+        demo_cmd,
+        policy_cmd,
+        keys_cmd,
+        kms_cmd,
+        sessions_cmd,
+        admin_cmd,
+        audit_cmd,
+    ):
         module.register(cli)
 
 

@@ -44,12 +44,12 @@ def new_family_id() -> str:
 
 def is_sid(value: str) -> bool:
     """Whether ``value`` has the shape of a session id (checked before it names a key)."""
-    return bool(_SID_RE.match(value))
+    return bool(_SID_RE.fullmatch(value))  # fullmatch: "$" would accept a trailing newline
 
 
 def is_family_id(value: str) -> bool:
     """Whether ``value`` has the shape of a family id."""
-    return bool(_FAMILY_RE.match(value))
+    return bool(_FAMILY_RE.fullmatch(value))
 
 
 @dataclass(frozen=True, slots=True)

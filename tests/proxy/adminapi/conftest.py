@@ -21,7 +21,9 @@ from aiohttp.test_utils import TestClient, TestServer
 
 from audit import AuditConfig, AuditLog, Ed25519CheckpointSigner, open_audit_log
 from audit.entry import Entry, parse_entry
-from proxy.adminapi import AdminApiConfig, add_admin_api, key_digest, new_api_key
+from proxy.adminapi.app import add_admin_api
+from proxy.adminapi.config import AdminApiConfig
+from proxy.adminapi.keys import key_digest, new_api_key
 from proxy.sessions.factory import open_session_store
 from proxy.sessions.model import SessionGrant
 from proxy.sessions.store import SessionStore, StoreSettings

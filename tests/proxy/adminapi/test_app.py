@@ -10,7 +10,8 @@ from aiohttp import ClientResponse, web
 from aiohttp.test_utils import TestClient, TestServer
 
 from audit import AuditLog
-from proxy.adminapi import AdminApiConfig, add_admin_api
+from proxy.adminapi.app import add_admin_api
+from proxy.adminapi.config import AdminApiConfig
 from proxy.adminapi.keys import new_api_key
 from proxy.adminapi.listing import sid_hash
 from proxy.sessions.model import SessionGrant

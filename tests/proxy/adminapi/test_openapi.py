@@ -9,8 +9,9 @@ from aiohttp import web
 from openapi_schema_validator import OAS31Validator
 from openapi_spec_validator import validate
 
-from proxy.adminapi import OPERATIONS, AdminApiConfig, add_admin_api
+from proxy.adminapi.app import OPERATIONS, add_admin_api
 from proxy.adminapi.bodies import RevokeAllBody, RevokeBody
+from proxy.adminapi.config import AdminApiConfig
 from proxy.adminapi.openapi import DOCUMENT, PREFIX
 from proxy.sessions.memory_store import MemorySessionStore
 from tests.proxy.adminapi.conftest import Api, new_session
