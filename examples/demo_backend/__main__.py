@@ -128,7 +128,7 @@ def main(argv: Sequence[str] | None = None) -> None:
             asyncio.Runner(loop_factory=_loop_factory()) as runner,
         ):
             runner.run(_serve(args))
-    except (SecretFileError, JwksError, OSError) as e:
+    except (SecretFileError, JwksError, OSError, ImportError) as e:
         logger.error("demo_backend: cannot start: %s", str(e).removeprefix("demo_backend: "))
         raise SystemExit(1) from e
 
