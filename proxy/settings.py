@@ -110,6 +110,11 @@ def load_settings(config_path: Path, *, env: Mapping[str, str] | None = None) ->
     gateway = load_model(GatewayConfig, config_path, label=config_path.name, env=env)
     paths = policy_paths(gateway, base)
     routes, upstream_of = load_policies(paths, base, gateway, env)
+    login = gateway.sessions.login
+    if login is not None and login.route not in upstream_of:
+        raise PolicyError(
+            [f"{config_path.name}: sessions.login.route: no route named '{login.route}'"]
+        )
     try:
         router = Router.compile(routes)
     except ValueError as e:

@@ -50,13 +50,16 @@ class Gate:
         cookies = service.config.cookies
         exchange.access_cookie = request.cookies.get(cookies.access)
         login = service.config.login
-        if login is not None and route.name == login.route:
+        is_login = login is not None and route.name == login.route
+        if is_login:
             exchange.login_nonce = b64url_encode(random_bytes(16))
+        bearer = bearer_token(request)
+        has_cookies = cookies.access in request.cookies or cookies.refresh in request.cookies
+        if bearer is None and (has_cookies or is_login):
+            # Before any refresh, login or logout a forged cross-site request could cause.
+            check_csrf(request, service.config)
         if route.auth is None:
             return exchange
-        bearer = bearer_token(request)
-        if bearer is None:
-            check_csrf(request, service.config)  # before any refresh a forged request could cause
         found = await service.authenticate(
             bearer or exchange.access_cookie,
             None if bearer else request.cookies.get(cookies.refresh),

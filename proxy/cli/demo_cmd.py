@@ -1,14 +1,19 @@
 """``tokengate demo``: the demo app behind the gateway, on embedded defaults.
 
 It writes a gateway.yaml under the data dir from the packaged example config
-(ports, data dir and the app's address filled in), starts the demo app as a
-child process bound to 127.0.0.1 on a free port, and serves the gateway in
-the foreground. Every piece of state (app database, audit log, keys) lives
-under the data dir.
+(ports, data dir, the app's address and the shared login secret filled in),
+starts the gateway, then the demo app bound to 127.0.0.1 on a free port (it
+fetches the gateway's JWKS to check every request's signature and answers
+its login route with a login assertion), and stops both on SIGINT/SIGTERM.
+Every piece of state (app database, sessions, audit log, keys) lives under
+the data dir.
 """
 
 from __future__ import annotations
 
+import os
+import secrets
+import signal
 import socket
 import subprocess
 import sys
@@ -20,8 +25,6 @@ from pathlib import Path
 
 import click
 import yaml
-
-from policy.errors import PolicyError
 
 
 def _free_port() -> int:
@@ -38,6 +41,7 @@ def write_demo_config(data_dir: Path, *, port: int, admin_port: int, app_port: i
     gateway["admin"]["port"] = admin_port
     gateway["data_dir"] = str(data_dir)
     gateway["upstreams"]["demo"]["url"] = f"http://127.0.0.1:{app_port}"
+    gateway["sessions"]["login"]["secret_file"] = str(data_dir / "login.secret")
     gateway["policies"] = [str(Path(str(packaged.joinpath("policies"))) / "*.yaml")]
     path = data_dir / "gateway.yaml"
     path.write_text(
@@ -47,18 +51,40 @@ def write_demo_config(data_dir: Path, *, port: int, admin_port: int, app_port: i
     return path
 
 
-def _wait_until_up(url: str, proc: subprocess.Popen[bytes], timeout: float = 20.0) -> None:
+def _wait_until_up(
+    url: str, proc: subprocess.Popen[bytes], what: str, timeout: float = 30.0
+) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if proc.poll() is not None:
-            raise click.ClickException("the demo app exited during start-up (see its log above)")
+            raise click.ClickException(f"{what} exited during start-up (see its log above)")
         try:
             with urllib.request.urlopen(url, timeout=1) as resp:  # noqa: S310 - loopback URL we built
                 if resp.status == 200:
                     return
         except (urllib.error.URLError, OSError):
             time.sleep(0.1)
-    raise click.ClickException("the demo app did not answer in time")
+    raise click.ClickException(f"{what} did not answer in time")
+
+
+def _login_secret(data_dir: Path) -> Path:
+    """The HS256 secret the gateway and the app share (created 0600 on first run)."""
+    path = data_dir / "login.secret"
+    if not path.exists():
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as f:
+            f.write(secrets.token_urlsafe(32))
+    return path
+
+
+def _stop(proc: subprocess.Popen[bytes], timeout: float) -> int:
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGTERM)
+    try:
+        return proc.wait(timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        return proc.wait()
 
 
 @click.command("demo")
@@ -76,27 +102,38 @@ def _wait_until_up(url: str, proc: subprocess.Popen[bytes], timeout: float = 20.
 )
 def demo(port: int, admin_port: int, data_dir: Path, workers: int | None) -> None:
     """Run the demo app behind tokengate and print where to reach them."""
-    from proxy.supervisor import serve_main
-
     data_dir = data_dir.resolve()
     data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
     app_port = _free_port()
     config = write_demo_config(data_dir, port=port, admin_port=admin_port, app_port=app_port)
-    app = subprocess.Popen(  # noqa: S603 - our own interpreter and module
-        [
-            sys.executable,
-            "-m",
-            "demo_backend",
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(app_port),
-            "--data-dir",
-            str(data_dir / "app"),
-        ]
+    secret = _login_secret(data_dir)
+    stopping: list[int] = []
+    signal.signal(signal.SIGTERM, lambda signum, frame: stopping.append(signum))
+    signal.signal(signal.SIGINT, lambda signum, frame: stopping.append(signum))
+    # The gateway first: the app fetches the gateway's JWKS when it starts.
+    gateway = subprocess.Popen(  # noqa: S603 - our own interpreter and module
+        [sys.executable, "-m", "proxy.cli", "serve", "--config", str(config)]
+        + (["--workers", str(workers)] if workers is not None else [])
     )
+    app: subprocess.Popen[bytes] | None = None
     try:
-        _wait_until_up(f"http://127.0.0.1:{app_port}/healthz", app)
+        _wait_until_up(f"http://127.0.0.1:{admin_port}/.tokengate/healthz", gateway, "the gateway")
+        app = subprocess.Popen(  # noqa: S603 - our own interpreter and module
+            [
+                sys.executable,
+                "-m",
+                "demo_backend",
+                *("--host", "127.0.0.1", "--port", str(app_port)),
+                *("--data-dir", str(data_dir / "app")),
+                *("--tokengate-login-secret-file", str(secret)),
+                *(
+                    "--tokengate-jwks-url",
+                    f"http://127.0.0.1:{port}/.well-known/tokengate/jwks.json",
+                ),
+                *("--tokengate-identity-audience", "demo-app"),
+            ]
+        )
+        _wait_until_up(f"http://127.0.0.1:{app_port}/healthz", app, "the demo app")
         click.echo(
             f"tokengate demo\n"
             f"  the app through tokengate: http://127.0.0.1:{port}/\n"
@@ -106,18 +143,12 @@ def demo(port: int, admin_port: int, data_dir: Path, workers: int | None) -> Non
             f"  state:  {data_dir}\n"
             f"Ctrl-C stops both."
         )
-        try:
-            code = serve_main(config, workers)
-        except PolicyError as e:
-            raise click.ClickException(
-                "invalid configuration:\n  " + "\n  ".join(e.problems)
-            ) from e
+        while not stopping and gateway.poll() is None and app.poll() is None:
+            time.sleep(0.2)
     finally:
-        app.terminate()
-        try:
-            app.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            app.kill()
+        code = _stop(gateway, 60)
+        if app is not None:
+            _stop(app, 10)
     sys.exit(code)
 
 

@@ -58,7 +58,9 @@ async def test_demo_serves_the_app_through_the_gateway(tmp_path: Path) -> None:
     try:
         await _wait(f"http://127.0.0.1:{admin}/.tokengate/readyz", proc, log)
         base = f"http://127.0.0.1:{port}"
-        async with aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True)) as s:
+        jar = aiohttp.CookieJar(unsafe=True, treat_as_secure_origin=base)
+        origin = {"Origin": base}
+        async with aiohttp.ClientSession(cookie_jar=jar, headers=origin) as s:
             async with s.get(f"{base}/") as r:
                 assert r.status == 200
                 assert "text/html" in r.headers["Content-Type"]

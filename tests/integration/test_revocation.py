@@ -51,14 +51,16 @@ async def test_revoke_through_one_replica_is_seen_by_the_other(
     b = launch(url, routes=ROUTES, extra=sessions, directory=tmp_path / "b", data_dir=shared)
     await wait_ready(b)
     async with aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True)) as s:
-        async with s.post(f"{a.url}/login", json={"user": "alice"}) as r:
+        async with s.post(f"{a.url}/login", json={"user": "alice"}, headers={"Origin": a.url}) as r:
             assert r.status == 200
         token = next(c.value for c in s.cookie_jar if c.key == "tg-at")
     bearer = {"Authorization": f"Bearer {token}"}
     async with aiohttp.ClientSession() as s:
         async with s.get(f"{b.url}/whoami", headers=bearer) as r:
             assert r.status == 200
-        async with s.post(f"{a.url}/logout", headers={**bearer, "Cookie": f"tg-at={token}"}) as r:
+        async with s.post(
+            f"{a.url}/logout", headers={"Cookie": f"tg-at={token}", "Origin": a.url}
+        ) as r:
             assert r.status == 200
         async with s.get(f"{b.url}/whoami", headers=bearer) as r:
             assert r.status == 401

@@ -89,7 +89,9 @@ def client() -> aiohttp.ClientSession:
 async def login(
     s: aiohttp.ClientSession, env: Env, user: str = "alice", **extra: str
 ) -> aiohttp.ClientResponse:
-    async with s.post(f"{env.gw.url}/login", json={"user": user, **extra}) as r:
+    async with s.post(
+        f"{env.gw.url}/login", json={"user": user, **extra}, headers={"Origin": env.gw.url}
+    ) as r:
         await r.read()
         return r
 
@@ -121,6 +123,18 @@ async def test_no_session_is_401_for_api_and_redirect_for_navigation(env: Env) -
             assert r.status == 303
             assert r.headers["Location"] == "/login?return_to=%2Fwhoami%2Fx%3Fy%3D1"
     assert env.backend[SEEN] == []
+
+
+async def test_cross_site_login_is_refused(env: Env) -> None:
+    async with client() as s:
+        async with s.post(
+            f"{env.gw.url}/login",
+            json={"user": "alice"},
+            headers={"Origin": "https://evil.example"},
+        ) as r:
+            assert r.status == 403
+            assert (await r.json())["error"] == "csrf_refused"
+        assert not list(s.cookie_jar)
 
 
 async def test_login_refused_when_the_nonce_does_not_match(env: Env) -> None:
