@@ -64,6 +64,12 @@ def production_problems(settings: Settings) -> list[str]:
         check_keys_config(gw.keys, data_dir=settings.data_dir, production=True)
     except GatewayError as e:
         problems.append(f"{where}: {e}")
+    problems.extend(
+        f"{where}: sessions.store.{p.removeprefix('sessions.')}"
+        for p in gw.sessions.store.production_problems()
+    )
+    if not gw.sessions.cookies.secure:
+        problems.append(f"{where}: sessions.cookies.secure: session cookies must be Secure")
     audit = gw.audit
     if audit.postgres is None:
         problems.append(

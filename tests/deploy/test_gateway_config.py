@@ -30,8 +30,14 @@ def _materialize(root: Path) -> Path:
     return root / "gateway.yaml"
 
 
+STORES = {
+    "TOKENGATE_KEYRING_STORE": "rediss://redis.internal.example:6380/0",
+    "TOKENGATE_SESSION_STORE": "rediss://redis.internal.example:6380/1",
+}
+
+
 def _load(tmp_path: Path, dsn: str) -> Settings:
-    return load_settings(_materialize(tmp_path), env={DSN_VAR: dsn})
+    return load_settings(_materialize(tmp_path), env={DSN_VAR: dsn, **STORES})
 
 
 def test_config_loads_in_production_mode(tmp_path: Path) -> None:
@@ -64,4 +70,4 @@ def test_production_checks_really_run(tmp_path: Path) -> None:
 
 def test_missing_dsn_variable_stops_start_up(tmp_path: Path) -> None:
     with pytest.raises(PolicyError, match=DSN_VAR):
-        load_settings(_materialize(tmp_path), env={})
+        load_settings(_materialize(tmp_path), env=STORES)
