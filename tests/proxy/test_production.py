@@ -47,7 +47,10 @@ def test_hardened_config_loads(tmp_path: Path) -> None:
             "upstreams.app.url: plain HTTP",
         ),
         (("sslmode=verify-full", "sslmode=require"), "audit.postgres.dsn: remote PostgreSQL"),
-        (('keys:\n  root: "local:env=TOKENGATE_ROOT_KEY"\n', ""), "production mode refuses the development root"),
+        (
+            ('keys:\n  root: "local:env=TOKENGATE_ROOT_KEY"\n', ""),
+            "production mode refuses the development root",
+        ),
         (
             (
                 'audit:\n  postgres: {dsn: "postgresql://audit@db.internal/audit?sslmode=verify-full"}',

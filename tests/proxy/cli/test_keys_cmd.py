@@ -136,7 +136,10 @@ def test_bad_keys_section_names_the_yaml_path(tmp_path: Path) -> None:
     path.write_text(UPSTREAM + "keys:\n  purposes:\n    index:\n      max_age_days: 3\n")
     result = _run(path, "list")
     assert result.exit_code == 1
-    assert "gateway.yaml: keys: purposes.index: prf keys (index, convergent, hash) never rotate" in result.output
+    assert (
+        "gateway.yaml: keys: purposes.index: prf keys (index, convergent, hash) never rotate"
+        in result.output
+    )
 
 
 def test_production_refuses_the_dev_root(tmp_path: Path) -> None:
