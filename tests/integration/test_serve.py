@@ -241,9 +241,9 @@ async def test_logs_never_hold_bodies_cookies_or_credentials(
                 await r.read()
     assert gw.stop() == 0
     everything = gw.log()
-    for path in (tmp_path / "data").rglob("*"):
-        if path.is_file():
-            everything += path.read_text(errors="replace")
+    for file in (tmp_path / "data").rglob("*"):
+        if file.is_file():
+            everything += file.read_text(errors="replace")
     for secret in SECRETS:
         assert secret not in everything
     assert re.search(r'"msg":"request".*"status":200', everything)
