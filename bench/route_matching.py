@@ -109,13 +109,11 @@ def verify(router: Router, checks: list[Probe]) -> None:
             raise SystemExit(f"route_matching: {p.case} {p.path} matched {name}, not {p.expect}")
 
 
-def time_probe(router: Router, p: Probe, number: int, repeat: int) -> float:
-    """Median ns per ``router.match`` call over ``repeat`` runs of ``number`` calls."""
-    timer = timeit.Timer(
+def _timer(router: Router, p: Probe) -> timeit.Timer:
+    return timeit.Timer(
         "match(host, method, path)",
         globals={"match": router.match, "host": p.host, "method": p.method, "path": p.path},
     )
-    return statistics.median(timer.repeat(repeat=repeat, number=number)) / number * 1e9
 
 
 @dataclass(frozen=True, slots=True)
@@ -132,15 +130,37 @@ class SizeResult:
         return statistics.fmean(self.ns_per_match.values())
 
 
-def measure(n: int, number: int, repeat: int) -> SizeResult:
-    """Compile a table of ``n`` routes (timed), verify it, and time every probe."""
-    routes = build_routes(n)
-    compile_s = timeit.Timer(functools.partial(Router.compile, routes)).repeat(repeat=5, number=1)
-    router = Router.compile(routes)
-    checks = probes(n)
-    verify(router, checks)
-    ns = {p.case: time_probe(router, p, number, repeat) for p in checks}
-    return SizeResult(n, statistics.median(compile_s) * 1e3, ns, checks)
+def measure(number: int, repeat: int) -> list[SizeResult]:
+    """Compile (timed) and verify every table, then time every probe on every size.
+
+    Repeats are interleaved across sizes (repeat 1 of every size and probe, then
+    repeat 2, ...), so a burst of load elsewhere hits all sizes alike instead of
+    inflating whichever size happened to run during it.
+    """
+    routers: dict[int, Router] = {}
+    compile_ms: dict[int, float] = {}
+    checks: dict[int, list[Probe]] = {}
+    for n in SIZES:
+        routes = build_routes(n)
+        timer = timeit.Timer(functools.partial(Router.compile, routes))
+        compile_ms[n] = statistics.median(timer.repeat(repeat=5, number=1)) * 1e3
+        routers[n] = Router.compile(routes)
+        checks[n] = probes(n)
+        verify(routers[n], checks[n])
+    timers = {(n, p.case): _timer(routers[n], p) for n in SIZES for p in checks[n]}
+    runs: dict[tuple[int, str], list[float]] = {key: [] for key in timers}
+    for _ in range(repeat):
+        for key, timer in timers.items():
+            runs[key].append(timer.timeit(number) / number * 1e9)
+    return [
+        SizeResult(
+            n,
+            compile_ms[n],
+            {p.case: statistics.median(runs[(n, p.case)]) for p in checks[n]},
+            checks[n],
+        )
+        for n in SIZES
+    ]
 
 
 def ratios(results: list[SizeResult]) -> dict[str, float]:
@@ -151,12 +171,15 @@ def ratios(results: list[SizeResult]) -> dict[str, float]:
     return out
 
 
-def to_json(results: list[SizeResult], number: int, repeat: int) -> dict[str, object]:
+def to_json(
+    results: list[SizeResult], number: int, repeat: int, foreign_pct: float
+) -> dict[str, object]:
     return {
         "benchmark": "route_matching",
         "started": datetime.now(UTC).isoformat(),
         "python": sys.version.split()[0],
-        "timeit": {"number": number, "repeat": repeat, "statistic": "median"},
+        "timeit": {"number": number, "repeat": repeat, "statistic": "median", "interleaved": True},
+        "other_processes_pct_of_one_core": round(foreign_pct, 1),
         "sizes": {
             str(r.size): {
                 "compile_ms": r.compile_ms,
@@ -197,10 +220,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, default=Path(__file__).resolve().parent / "results")
     args = parser.parse_args(argv)
     number, repeat = (2_000, 5) if args.quick else (args.number, args.repeat)
-    results = [measure(n, number, repeat) for n in SIZES]
-    print(f"timeit: {number} calls x {repeat} repeats, median; Python {sys.version.split()[0]}")
+    from bench import cpu  # here: run as a script, bench/ is importable only after __main__
+
+    before = cpu.sample([])
+    results = measure(number, repeat)
+    load = cpu.share(before, cpu.sample([]))
+    print(
+        f"timeit: {number} calls x {repeat} repeats (interleaved across sizes), median; "
+        f"Python {sys.version.split()[0]}; other processes used {load.foreign_pct:.0f}% of a core"
+    )
     print(render(results))
-    doc = to_json(results, number, repeat)
+    doc = to_json(results, number, repeat, load.foreign_pct)
     args.out.mkdir(parents=True, exist_ok=True)
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
     path = args.out / f"route-matching-{stamp}.json"
@@ -210,4 +240,6 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
+    # Run as a script, Python puts bench/ on the path, not the repo that holds the package.
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
     sys.exit(main())
