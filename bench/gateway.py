@@ -22,7 +22,7 @@ from pathlib import Path
 
 from bench import cpu, targets
 from bench.loadgen import WrkResult, WrkSettings, run_wrk
-from bench.procs import BenchError, Servers, free_port, http_status, sigterm_as_interrupt
+from bench.procs import BenchError, Servers, free_port, http_status, signals_as_interrupt
 from bench.report import NOISY_PCT, Measurement, Report
 
 SEED_RECORDS = 10
@@ -236,7 +236,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
 def main(argv: Sequence[str] | None = None) -> int:
     """Run every target, print the table, write the JSON; 1 if any target failed."""
     args = parse_args(argv)
-    sigterm_as_interrupt()
+    signals_as_interrupt()
     settings = WrkSettings(args.threads, args.connections, args.duration)
     report = Report(settings, warmup_s=args.warmup, retries=args.retries)
     workdir = Path(tempfile.mkdtemp(prefix="tokengate-bench-"))

@@ -158,10 +158,15 @@ class Servers:
         self.stop_all()
 
 
-def sigterm_as_interrupt() -> None:
-    """Turn SIGTERM into KeyboardInterrupt so that cleanup runs as it does on Ctrl-C."""
+def signals_as_interrupt() -> None:
+    """Make SIGTERM and SIGINT raise KeyboardInterrupt so that cleanup always runs.
+
+    SIGINT too: a shell starts background jobs with SIGINT ignored, and Python
+    then never installs its own handler.
+    """
 
     def _raise(signum: int, frame: object) -> None:
         raise KeyboardInterrupt
 
     signal.signal(signal.SIGTERM, _raise)
+    signal.signal(signal.SIGINT, _raise)

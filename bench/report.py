@@ -209,8 +209,9 @@ class Report:
                 f"! other processes used more than {NOISY_PCT:.0f}% of a core during this "
                 "measurement: its numbers are not trustworthy; rerun on a quiet machine",
             ]
-        lines += ["", "goals (rps ratio in this run)"]
-        for g in self.goals():
+        goals = self.goals()
+        lines += ["", "goals (rps ratio in this run)" + ("" if goals else ": no tokengate run")]
+        for g in goals:
             lines.append(
                 f"  {g.endpoint:<11} {g.target:<19} >= {g.floor}x {g.peer:<12}"
                 f" {_fmt(g.ratio, 'x'):>6}  {g.verdict}"
