@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+
 from aiohttp import web
 from yarl import URL
 
@@ -17,6 +19,12 @@ from proxy.websocket import is_websocket, relay_websocket
 # Reserved on the public listener, ahead of every route: the public keys that
 # verify the gateway's signatures toward the backend (upstream-signing only).
 JWKS_PATH = "/.well-known/tokengate/jwks.json"
+
+
+@functools.lru_cache(maxsize=256)
+def _authority(url: str) -> str:
+    """host[:port] of an upstream URL (parsed once per URL, not per request)."""
+    return URL(url).raw_authority
 
 
 async def handle(request: web.Request) -> web.StreamResponse:
@@ -48,7 +56,7 @@ async def handle(request: web.Request) -> web.StreamResponse:
             request,
             route,
             audience=upstream.audience or upstream_name,
-            authority=URL(upstream.url).raw_authority,
+            authority=_authority(upstream.url),
         )
         if isinstance(admitted, web.StreamResponse):
             return admitted
@@ -57,7 +65,7 @@ async def handle(request: web.Request) -> web.StreamResponse:
             request[FINISH] = lambda resp: set_session_cookies(resp, issued, cfg)
         plan = ForwardPlan(
             url=upstream.url + request.raw_path,
-            upstream_host=URL(upstream.url).raw_authority,
+            upstream_host=_authority(upstream.url),
             body_limit=int(route.max_body if route.max_body is not None else gw.limits.max_body),
             connect_timeout=route.timeouts.connect or upstream.connect_timeout,
             read_timeout=route.timeouts.read or upstream.read_timeout,

@@ -9,6 +9,7 @@ them), write the audit log's closing checkpoint and exit. SIGHUP reloads.
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import signal
 import ssl
@@ -126,6 +127,10 @@ async def serve(config_path: Path, *, worker_index: int = 0, workers: int = 1) -
             tls=_tls_context(settings),
         )
         await audit.record_start(settings, workers=worker_index)
+        # Everything built so far lives as long as the worker: keep the cyclic
+        # collector from rescanning it on every request-driven collection.
+        gc.collect()
+        gc.freeze()
         if gw.reload.watch:
             watcher = loop.create_task(reloader.watch(gw.reload.interval), name="config-watcher")
             background.add(watcher)

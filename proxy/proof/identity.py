@@ -14,13 +14,12 @@ Rules:
 
 from __future__ import annotations
 
-import hashlib
 from collections import OrderedDict
-from collections.abc import Callable, Sequence
-from dataclasses import astuple, dataclass
+from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Final
 
-from proxy.auth.jose import SigningKey, b64url_encode, json_compact, sign
+from proxy.auth.jose import SigningKey, b64url_encode, sign
 
 TYP: Final = "tokengate-identity+jwt"
 MAX_LIFETIME: Final = 60
@@ -70,7 +69,7 @@ class IdentityMinter:
         self._lifetime = lifetime
         self._margin = refresh_margin
         self._cache_size = cache_size
-        self._cache: OrderedDict[bytes, _Cached] = OrderedDict()
+        self._cache: OrderedDict[tuple[object, ...], _Cached] = OrderedDict()
 
     def token(self, identity: Identity, *, audience: str, now: float) -> str:
         """A valid identity token for ``identity`` at ``audience`` (cached when possible)."""
@@ -106,15 +105,11 @@ class IdentityMinter:
 
     def forget(self, sid: str) -> None:
         """Drop cached tokens of a session (on revocation or step-up)."""
-        for key in [k for k in self._cache if k.startswith(_sid_prefix(sid))]:
+        for key in [k for k in self._cache if k[0] == sid]:
             del self._cache[key]
 
 
-def _sid_prefix(sid: str) -> bytes:
-    return hashlib.sha256(sid.encode()).digest()[:16]
-
-
-def _cache_key(identity: Identity, audience: str, kid: str) -> bytes:
-    # The sid prefix lets forget() find a session's entries; the rest binds every claim.
-    facts: Sequence[object] = (audience, kid, *astuple(identity))
-    return _sid_prefix(identity.sid) + hashlib.sha256(json_compact({"f": list(facts)})).digest()
+def _cache_key(identity: Identity, audience: str, kid: str) -> tuple[object, ...]:
+    # The sid first lets forget() find a session's entries; the rest binds every claim.
+    # A tuple, not a digest: the frozen Identity hashes and compares field by field.
+    return (identity.sid, audience, kid, identity)

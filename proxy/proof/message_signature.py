@@ -21,6 +21,7 @@ covered); parameters ``created``, ``keyid``, ``alg="ed25519"``, ``nonce``, ``tag
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -135,6 +136,30 @@ class SignatureParams:
         params.update({k: v for k, v in optional if v is not None})
         return InnerList([Item(c) for c in self.components], params)
 
+    def serialized(self) -> str:
+        """``serialize_member(self.inner_list())``, built directly: it runs per request."""
+        out = [_components_text(self.components), f";created={serialize_bare(self.created)}"]
+        if self.expires is not None:
+            out.append(f";expires={serialize_bare(self.expires)}")
+        for key, value in (("keyid", self.keyid), ("alg", self.alg), ("nonce", self.nonce)):
+            if value is not None:
+                out.append(f";{key}={serialize_bare(value)}")
+        if self.tag is not None:
+            out.append(f";tag={serialize_bare(self.tag)}")
+        return "".join(out)
+
+
+@functools.lru_cache(maxsize=64)
+def _components_text(components: tuple[str, ...]) -> str:
+    return "(" + " ".join(serialize_bare(c) for c in components) + ")"
+
+
+@functools.lru_cache(maxsize=64)
+def _component_labels(components: tuple[str, ...]) -> tuple[str, ...]:
+    if len(set(components)) != len(components):
+        raise ValueError("signature: a component is covered twice")
+    return tuple(serialize_bare(c) for c in components)
+
 
 @dataclass(frozen=True)
 class SignatureHeaders:
@@ -154,6 +179,11 @@ def signature_base(message: RequestView, params: SignatureParams | InnerList) ->
     signature, whose parameters are then serialized in the order received.
     """
     member = params.inner_list() if isinstance(params, SignatureParams) else params
+    return _base(message, member, serialize_member(member))
+
+
+def _base(message: RequestView, member: InnerList, serialized: str) -> bytes:
+    """The signature base of ``member``, whose serialization is ``serialized``."""
     names = [item.value for item in member.items]
     if len(set(names)) != len(names):
         raise ValueError("signature: a component is covered twice")
@@ -162,7 +192,7 @@ def signature_base(message: RequestView, params: SignatureParams | InnerList) ->
         if not isinstance(item.value, str) or item.params:
             raise ValueError("signature: unsupported component identifier")
         lines.append(f"{serialize_bare(item.value)}: {message.component(item.value)}")
-    lines.append(f'"@signature-params": {serialize_member(member)}')
+    lines.append(f'"@signature-params": {serialized}')
     return "\n".join(lines).encode("ascii")
 
 
@@ -174,9 +204,16 @@ def sign(
         raise ValueError("signature: needs an Ed25519 key matching keyid")
     if params.alg not in (None, ALG_ED25519):
         raise ValueError("signature: alg must be ed25519")
-    signature = key.sign(signature_base(message, params))
+    serialized = params.serialized()  # once: it is both signed and sent
+    labels = _component_labels(params.components)
+    lines = [
+        f"{label}: {message.component(c)}"
+        for label, c in zip(labels, params.components, strict=True)
+    ]
+    lines.append(f'"@signature-params": {serialized}')
+    signature = key.sign("\n".join(lines).encode("ascii"))
     return SignatureHeaders(
-        signature_input=serialize_dictionary({label: params.inner_list()}),
+        signature_input=f"{label}={serialized}",
         signature=serialize_dictionary({label: Item(signature)}),
     )
 

@@ -20,6 +20,7 @@ from proxy.proof.errors import ProofError
 
 _KEY: Final = re.compile(r"[a-z*][a-z0-9_\-.*]*")
 _TOKEN: Final = re.compile(r"[A-Za-z*][!#$%&'*+\-.^_`|~0-9A-Za-z:/]*")
+_PRINTABLE = re.compile(r"[\x20-\x7e]*")
 _B64: Final = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/=")
 _NUMBER: Final = re.compile(r"-?(\d{1,15})(\.\d{1,3})?")
 _MAX_INT: Final = 999_999_999_999_999
@@ -100,7 +101,7 @@ def serialize_bare(value: BareItem) -> str:
         text = f"{round(value, 3):.3f}".rstrip("0")
         return text + "0" if text.endswith(".") else text
     if isinstance(value, str):
-        if any(not 0x20 <= ord(ch) <= 0x7E for ch in value):
+        if not _PRINTABLE.fullmatch(value):
             raise ValueError("structured: string must be printable ascii")
         return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
     if isinstance(value, bytes):

@@ -430,3 +430,24 @@ def test_a_signature_made_by_http_message_signatures_verifies_with_ours() -> Non
     forged = {**message.headers, "Tokengate-Identity": "someone-else"}
     with pytest.raises(Exception, match="invalid request proof"):
         verifier.verify(_view(list(forged.items())), now=now)
+
+
+@pytest.mark.parametrize(
+    "params",
+    [
+        SignatureParams(components=("@method", "@path"), created=1, keyid="k"),
+        SignatureParams(
+            components=("@method", "@authority", "@path", "@query", "tokengate-identity"),
+            created=1_700_000_000,
+            keyid="abc-_DEF",
+            nonce="n0nce",
+            tag="tokengate-stream",
+            expires=1_700_000_060,
+        ),
+        SignatureParams(components=(), created=5, keyid="k", alg=None),
+    ],
+)
+def test_fast_serialization_equals_the_generic_one(params: SignatureParams) -> None:
+    from proxy.proof.structured import serialize_member
+
+    assert params.serialized() == serialize_member(params.inner_list())
