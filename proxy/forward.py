@@ -178,13 +178,18 @@ async def _relay(
         resp.content_length = length
     elif bodyless and "Content-Length" in upstream.headers:
         resp.headers["Content-Length"] = upstream.headers["Content-Length"]
-    await resp.prepare(request)
-    if bodyless:
-        await resp.write_eof()
-        return resp
     try:
+        await resp.prepare(request)
+        if bodyless:
+            await resp.write_eof()
+            return resp
         async for chunk in upstream.content.iter_any():
             await resp.write(chunk)
+        await resp.write_eof()
+    except ConnectionResetError as e:
+        # aiohttp raises its ClientConnectionResetError (a ConnectionResetError)
+        # when *our client* went away while we wrote: not an upstream failure.
+        raise ClientGone from e
     except (aiohttp.ClientError, TimeoutError, asyncio.IncompleteReadError) as e:
         # Bytes already went out: the only honest signal left is a broken connection.
         log.warning(
@@ -194,9 +199,12 @@ async def _relay(
         if request.transport is not None:
             request.transport.abort()
         raise StreamAborted from e
-    await resp.write_eof()
     return resp
 
 
 class StreamAborted(Exception):
     """The response had started when the upstream failed; the connection was aborted."""
+
+
+class ClientGone(Exception):
+    """The client closed its connection before the response was written."""

@@ -44,6 +44,21 @@ IN_FLIGHT = Gauge(
 RELOADS = Counter("tokengate_config_reloads", "Configuration reloads, by result.", ("result",))
 
 
+_CHILDREN: dict[tuple[str, str, str], tuple[Counter, Histogram]] = {}
+
+
+def observe(route: str, method: str, status: str, seconds: float) -> None:
+    """Count one request and its latency; label children are looked up once per label set."""
+    key = (route, method, status)
+    children = _CHILDREN.get(key)
+    if children is None:
+        children = (REQUESTS.labels(route, method, status), LATENCY.labels(route))
+        if len(_CHILDREN) < 10_000:  # label sets are bounded by config; this is a backstop
+            _CHILDREN[key] = children
+    children[0].inc()
+    children[1].observe(seconds)
+
+
 def method_label(method: str) -> str:
     """The method, or OTHER for anything outside the known set (bounded cardinality)."""
     return method if method in KNOWN_METHODS else "OTHER"

@@ -14,7 +14,7 @@ from aiohttp.typedefs import Handler
 from audit.errors import AuditError
 from proxy import metrics
 from proxy.errors import PUBLIC_ERRORS, ProxyError, error_response
-from proxy.forward import StreamAborted
+from proxy.forward import ClientGone, StreamAborted
 from proxy.headers import request_id
 from proxy.state import FINISH, REQUEST_ID, ROUTE_NAME, STARTED
 from tokengate.errors import GatewayError
@@ -41,6 +41,9 @@ async def errors(request: web.Request, handler: Handler) -> web.StreamResponse:
             metrics.UPSTREAM_ERRORS.labels(route, kind).inc()
         log.info("refused: %s", e, extra={"request_id": rid, "route": route, "status": e.status})
         resp = error_response(e.code, rid, headers=e.headers)
+    except ClientGone:
+        log.debug("client went away", extra={"request_id": rid})
+        raise
     except StreamAborted:
         metrics.UPSTREAM_ERRORS.labels(request.get(ROUTE_NAME, metrics.UNMATCHED), "aborted").inc()
         raise
@@ -84,8 +87,11 @@ async def measure(request: web.Request, handler: Handler) -> web.StreamResponse:
         resp = await handler(request)
         status = resp.status
         return resp
+    except ClientGone:
+        status = 499  # nginx's code for "client closed request"
+        raise
     finally:
         metrics.IN_FLIGHT.dec()
         route = request.get(ROUTE_NAME, metrics.UNMATCHED)
-        metrics.REQUESTS.labels(route, metrics.method_label(request.method), str(status)).inc()
-        metrics.LATENCY.labels(route).observe(time.perf_counter() - start)
+        method = metrics.method_label(request.method)
+        metrics.observe(route, method, str(status), time.perf_counter() - start)

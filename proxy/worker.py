@@ -19,6 +19,7 @@ from pathlib import Path
 import uvloop
 from aiohttp import web
 
+from proxy.accesslog import WRITER as ACCESS_LOG
 from proxy.accesslog import JsonAccessLogger
 from proxy.admin import build_admin_app
 from proxy.adminapi.app import add_admin_api
@@ -55,9 +56,15 @@ async def _start_site(
     *,
     drain: float,
     tls: ssl.SSLContext | None,
+    access_log: bool = True,
 ) -> None:
     runner = GatewayRunner(
-        app, shutdown_timeout=drain, access_log_class=JsonAccessLogger, handle_signals=False
+        app,
+        shutdown_timeout=drain,
+        access_log_class=JsonAccessLogger,
+        # None switches aiohttp's access logging off entirely (logging.access_log: false).
+        access_log=logging.getLogger("tokengate.access") if access_log else None,
+        handle_signals=False,
     )
     await runner.setup()
     stack.push_async_callback(runner.cleanup)
@@ -125,6 +132,7 @@ async def serve(config_path: Path, *, worker_index: int = 0, workers: int = 1) -
             gw.listen.port,
             drain=gw.drain_timeout,
             tls=_tls_context(settings),
+            access_log=gw.logging.access_log,
         )
         await audit.record_start(settings, workers=worker_index)
         # Everything built so far lives as long as the worker: keep the cyclic
@@ -143,6 +151,7 @@ async def serve(config_path: Path, *, worker_index: int = 0, workers: int = 1) -
         for task in list(background):
             task.cancel()
         await audit.record_stop("signal")
+        ACCESS_LOG.flush()
 
 
 def run(config_path: Path, *, worker_index: int = 0, workers: int = 1) -> None:

@@ -23,17 +23,21 @@ pytestmark = pytest.mark.slow
 async def test_two_workers_share_the_port(backend: Backend, launch: Launcher) -> None:
     gw = launch(backend.url, workers=2)
     await wait_ready(gw, workers=2)
-    pids: set[int] = set()
     for _ in range(60):
         # A new connection per request lets the kernel pick either worker.
         async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(force_close=True)) as s:
             async with s.get(f"{gw.url}/echo") as r:
                 assert r.status == 200
+    pids: set[int] = set()
+    for _ in range(50):  # access lines are flushed in batches (at most 0.25 s late)
         pids = {
-            json.loads(line)["pid"] for line in gw.log().splitlines() if '"msg":"request"' in line
+            json.loads(line)["pid"]
+            for line in gw.log().splitlines()
+            if '"msg":"request"' in line and '"/echo"' in line
         }
         if len(pids) >= 2:
             break
+        await asyncio.sleep(0.1)
     assert len(pids) == 2, gw.log()
     assert gw.stop() == 0
 
