@@ -66,6 +66,7 @@ class UpstreamPool:
 
     def __init__(self) -> None:
         self._pools: dict[str, _Pooled] = {}
+        self._retired: dict[int, _Pooled] = {}
         self._closing: set[asyncio.Task[None]] = set()
 
     def update(self, upstreams: Mapping[str, Upstream]) -> None:
@@ -80,6 +81,7 @@ class UpstreamPool:
 
     def _retire(self, name: str, pooled: _Pooled) -> None:
         pooled.retired = True
+        self._retired[id(pooled)] = pooled
         if pooled.users == 0:
             pooled.idle.set()
         task = asyncio.get_running_loop().create_task(
@@ -88,10 +90,10 @@ class UpstreamPool:
         self._closing.add(task)
         task.add_done_callback(self._closing.discard)
 
-    @staticmethod
-    async def _close_when_idle(pooled: _Pooled) -> None:
+    async def _close_when_idle(self, pooled: _Pooled) -> None:
         await pooled.idle.wait()
         await pooled.session.close()
+        self._retired.pop(id(pooled), None)
 
     @contextlib.asynccontextmanager
     async def use(self, name: str) -> AsyncIterator[tuple[aiohttp.ClientSession, Upstream]]:
@@ -106,9 +108,10 @@ class UpstreamPool:
                 pooled.idle.set()
 
     async def close(self) -> None:
-        """Close every session (shutdown)."""
-        for pooled in self._pools.values():
-            await pooled.session.close()
-        self._pools.clear()
+        """Close every session (shutdown), retired ones still draining included."""
         for pending in list(self._closing):
             pending.cancel()
+        for pooled in [*self._pools.values(), *self._retired.values()]:
+            await pooled.session.close()
+        self._pools.clear()
+        self._retired.clear()
