@@ -226,7 +226,7 @@ declare(
     "a session was created after a verified login",
     sub=text(required=True, max_length=256),
     sid_hash=text(max_length=64),
-    method=text(required=True, choices={"backend_assertion", "oidc"}),
+    method=text(required=True, choices={"backend_assertion", "oidc", "mfa"}),
     amr=text_list(),
 )
 declare(

@@ -8,6 +8,7 @@ from aiohttp import web
 from yarl import URL
 
 from policy.routing import NoRoute
+from proxy.authn import endpoints
 from proxy.authn.http import set_session_cookies
 from proxy.errors import ProxyError
 from proxy.forward import ForwardPlan, forward
@@ -40,6 +41,8 @@ async def handle(request: web.Request) -> web.StreamResponse:
         return web.json_response(
             keys.jwks("upstream-signing"), headers={"Cache-Control": "max-age=300"}
         )
+    if request.path.startswith(endpoints.PREFIX):
+        return await endpoints.dispatch(request, request.app[GATE])
     found = settings.router.match(request.host.split(":", 1)[0], request.method, request.path)
     if isinstance(found, NoRoute):
         if found.allowed:

@@ -14,6 +14,8 @@ from typing import Literal
 from pydantic import Field, model_validator
 
 from policy.types import Duration, StrictModel
+from proxy.mfa.config import MfaConfig
+from proxy.oidc.config import OidcConfig
 from proxy.sessions.config import SessionStoreConfig
 
 
@@ -74,6 +76,8 @@ class SessionsConfig(StrictModel):
     leeway: Duration = Field(30.0, ge=0, le=120, description="clock skew allowed on token times")
     cookies: CookieSettings = Field(default_factory=CookieSettings, description="session cookies")
     login: LoginAssertionSettings | None = Field(None, description="backend login assertion")
+    oidc: OidcConfig | None = Field(None, description="OpenID Connect login (relying party)")
+    mfa: MfaConfig = Field(default_factory=MfaConfig, description="second factors: TOTP, WebAuthn")
     login_page: str = Field("/login", description="where browsers without a session are sent")
     allowed_origins: list[str] = Field(
         default_factory=list, description="extra origins allowed to send unsafe requests (CSRF)"

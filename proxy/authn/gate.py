@@ -19,6 +19,8 @@ from proxy.authn.exchange import Prover, SessionExchange
 from proxy.authn.http import authorize, bearer_token, check_csrf, is_navigation, login_redirect
 from proxy.authn.service import SessionService
 from proxy.errors import ProxyError
+from proxy.mfa.service import MfaService
+from proxy.oidc.flow import OidcRelyingParty
 
 
 @dataclass(frozen=True, slots=True)
@@ -28,6 +30,8 @@ class Gate:
     prover: Prover
     service: SessionService | None
     strip: tuple[str, ...] = ()
+    mfa: MfaService | None = None
+    oidc: OidcRelyingParty | None = None
 
     async def admit(
         self, request: web.Request, route: Route, *, audience: str, authority: str

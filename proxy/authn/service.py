@@ -175,15 +175,50 @@ class SessionService:
             amr=tuple(asserted.amr),
             acr="1" if asserted.amr else None,
         )
+        return await self.create_session(grant, method="backend_assertion", now=now)
+
+    async def create_session(
+        self, grant: SessionGrant, *, method: str, now: float | None = None
+    ) -> IssuedTokens:
+        """A new session for a verified identity (backend assertion, OIDC, MFA step-up)."""
+        now = time.time() if now is None else now
         created = await self.store.create(grant, now=now)
         await self._auditor.emit(
             "session.create",
-            sub=asserted.sub,
+            sub=grant.sub,
             sid_hash=short_hash(created.session.sid),
-            method="backend_assertion",
-            amr=list(asserted.amr),
+            method=method,
+            amr=list(grant.amr),
         )
         _, _, issued = self._issue(created.session, created.refresh_token, now=now)
+        return issued
+
+    async def step_up(
+        self,
+        claims: AccessClaims,
+        *,
+        amr: list[str],
+        acr: str,
+        auth_time: int,
+        now: float | None = None,
+    ) -> IssuedTokens:
+        """After a passed second factor: a NEW session id with raised amr/acr; the old one ends.
+
+        A new id means a session fixed or stolen before the step-up gains nothing from it.
+        """
+        grant = SessionGrant(
+            sub=claims.sub,
+            tenant=claims.tenant,
+            roles=claims.roles,
+            amr=tuple(dict.fromkeys((*claims.amr, *amr))),
+            acr=acr,
+            auth_time=auth_time,
+            cnf_jkt=claims.jkt,
+            mfa_enrolled=True,
+            mfa_time=float(auth_time),
+        )
+        issued = await self.create_session(grant, method="mfa", now=now)
+        await self.store.revoke(claims.sid)
         return issued
 
     async def record_login_failure(self, reason: str) -> None:

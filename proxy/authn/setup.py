@@ -20,6 +20,10 @@ from proxy.authn.config import LoginAssertionSettings
 from proxy.authn.exchange import Prover
 from proxy.authn.gate import Gate
 from proxy.authn.service import SessionService
+from proxy.mfa.service import open_mfa_service
+from proxy.oidc.config import OidcConfig
+from proxy.oidc.flow import OidcRelyingParty
+from proxy.oidc.sealer import AesGcmFlowSealer
 from proxy.proof.identity import IdentityMinter
 from proxy.proof.message_signature import UpstreamSigner
 from proxy.settings import Settings
@@ -80,6 +84,34 @@ async def open_gate(
             else None
         )
         service = SessionService(cfg, store=store, keys=keys, auditor=auditor, login=login)
-        yield Gate(prover=prover, service=service, strip=tuple(cfg.strip_headers))
+        mfa = await open_mfa_service(
+            cfg.mfa,
+            data_dir=settings.data_dir,
+            keys=keys,
+            guard=store,
+            production=settings.production,
+        )
+        oidc = _relying_party(cfg.oidc, keys=keys, replay=store) if cfg.oidc else None
+        try:
+            yield Gate(
+                prover=prover,
+                service=service,
+                strip=tuple(cfg.strip_headers),
+                mfa=mfa,
+                oidc=oidc,
+            )
+        finally:
+            if oidc is not None:
+                await oidc.aclose()
+            await mfa.store.close()
     finally:
         await store.close()
+
+
+def _relying_party(
+    config: OidcConfig, *, keys: KeyManager, replay: ReplayGuard
+) -> OidcRelyingParty:
+    """The OIDC client; its flow cookies are sealed under a key derived from the keyring."""
+    derived = keys.derive_key("hash", salt=b"tokengate/oidc-flow", info=b"tokengate/oidc-flow/v1")
+    sealer = AesGcmFlowSealer(derived.key, ttl=config.login_timeout)
+    return OidcRelyingParty(config, sealer=sealer, replay=replay)

@@ -323,3 +323,22 @@ async def test_logout_revokes_the_session_everywhere(env: Env) -> None:
             f"{env.gw.url}/whoami", headers={"Authorization": f"Bearer {token}"}
         ) as r:
             assert r.status == 401
+
+
+async def test_gateway_logout_endpoint(env: Env) -> None:
+    async with client() as s:
+        await login(s, env)
+        token = next(c.value for c in s.cookie_jar if c.key == "tg-at")
+        async with s.post(f"{env.gw.url}/.tokengate/logout") as r:
+            assert r.status == 403  # CSRF: no same-origin evidence
+        async with s.get(f"{env.gw.url}/.tokengate/logout") as r:
+            assert r.status == 405
+        async with s.get(f"{env.gw.url}/.tokengate/nothing") as r:
+            assert r.status == 404
+        async with s.post(f"{env.gw.url}/.tokengate/logout", headers={"Origin": env.gw.url}) as r:
+            assert r.status == 200
+    async with aiohttp.ClientSession() as s2:
+        async with s2.get(
+            f"{env.gw.url}/whoami", headers={"Authorization": f"Bearer {token}"}
+        ) as r:
+            assert r.status == 401
