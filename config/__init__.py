@@ -1,1 +1,1 @@
-"""config package."""
+"""The example gateway config and policies (package data), and their JSON Schemas."""

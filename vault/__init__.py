@@ -1,1 +1,5 @@
-"""vault package."""
+"""The token vault: record format, record encryption and storage backends.
+
+Empty until the tokenization capability lands (see DESIGN.md, "Tokens and the
+vault record").
+"""
