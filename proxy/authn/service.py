@@ -83,6 +83,7 @@ class SessionService:
         self.config = config
         self.store = store
         self._auditor = auditor
+        self.auditor = auditor
         self._login = login
         self._issuer = AccessTokenIssuer(
             signer=lambda: keys.signer("session-signing"),
