@@ -10,6 +10,7 @@ from yarl import URL
 from policy.routing import NoRoute
 from proxy.authn import endpoints
 from proxy.authn.http import set_session_cookies
+from proxy.authn.origin import PUBLIC_ORIGIN, public_origin
 from proxy.errors import ProxyError
 from proxy.forward import ForwardPlan, forward
 from proxy.headers import is_trusted
@@ -41,6 +42,7 @@ async def handle(request: web.Request) -> web.StreamResponse:
         return web.json_response(
             keys.jwks("upstream-signing"), headers={"Cache-Control": "max-age=300"}
         )
+    request[PUBLIC_ORIGIN] = public_origin(request, settings.gateway.trusted_proxies)
     if request.path.startswith(endpoints.PREFIX):
         return await endpoints.dispatch(request, request.app[GATE])
     found = settings.router.match(request.host.split(":", 1)[0], request.method, request.path)

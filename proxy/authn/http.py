@@ -25,6 +25,7 @@ from policy.model import AuthRule
 from proxy.auth.access_token import AccessClaims
 from proxy.auth.errors import StepUpRequired
 from proxy.authn.config import SessionsConfig
+from proxy.authn.origin import PUBLIC_ORIGIN
 from proxy.authn.service import IssuedTokens
 from proxy.errors import ProxyError
 
@@ -54,8 +55,8 @@ def bearer_token(request: web.Request) -> str | None:
 
 
 def own_origin(request: web.Request) -> str:
-    """``scheme://host[:port]`` of the gateway as the browser sees it."""
-    return f"{request.scheme}://{request.host}".lower()
+    """Our origin as the browser sees it (set by the handler from trusted forwarded headers)."""
+    return request.get(PUBLIC_ORIGIN) or f"{request.scheme}://{request.host}".lower()
 
 
 def check_csrf(request: web.Request, config: SessionsConfig) -> None:

@@ -25,10 +25,10 @@ from typing import TYPE_CHECKING, Final
 
 from aiohttp import web
 
+from proxy.authn import origin
 from proxy.authn.http import set_session_cookies
 from proxy.authn.service import SessionService
 from proxy.errors import ProxyError, error_response
-from proxy.headers import is_trusted
 from proxy.oidc.config import DEFAULT_REDIRECT_PATH
 from proxy.oidc.errors import OidcError
 from proxy.oidc.flow import OidcRelyingParty
@@ -42,7 +42,6 @@ if TYPE_CHECKING:
 LOGIN_PATH: Final = "/.tokengate/oidc/login"
 FLOW_COOKIE: Final = "tg-oidc"
 SECURE_FLOW_COOKIE: Final = "__Host-tg-oidc"
-_DEFAULT_PORTS: Final = {"http": "80", "https": "443"}
 # Relying-party error code -> the fixed word audited for it.
 _REASONS: Final = {
     "oidc_invalid_state": "state_mismatch",
@@ -65,18 +64,8 @@ def _configured(gate: Gate) -> tuple[SessionService, OidcRelyingParty]:
 
 
 def public_origin(request: web.Request) -> str:
-    """``scheme://host[:port]`` as the browser sees it (forwarded headers of trusted peers only)."""
-    scheme, host = request.scheme, request.host
-    trusted = request.app[LIVE].settings.gateway.trusted_proxies
-    if is_trusted(request.remote, trusted):
-        proto = request.headers.get("X-Forwarded-Proto", "").split(",")[0].strip().lower()
-        if proto in _DEFAULT_PORTS:
-            scheme = proto
-        host = request.headers.get("X-Forwarded-Host", "").split(",")[0].strip() or host
-    name, sep, port = host.lower().rpartition(":")
-    if sep and port == _DEFAULT_PORTS[scheme]:
-        host = name  # the redirect URI is compared exactly: no default port in it
-    return f"{scheme}://{host.lower()}"
+    """The browser's view of our origin (see :mod:`proxy.authn.origin`)."""
+    return origin.public_origin(request, request.app[LIVE].settings.gateway.trusted_proxies)
 
 
 async def login(request: web.Request, gate: Gate) -> web.StreamResponse:

@@ -342,3 +342,31 @@ async def test_gateway_logout_endpoint(env: Env) -> None:
             f"{env.gw.url}/whoami", headers={"Authorization": f"Bearer {token}"}
         ) as r:
             assert r.status == 401
+
+
+@pytest.mark.parametrize(("trusted", "allowed"), [("[127.0.0.0/8]", True), ("[]", False)])
+async def test_csrf_origin_behind_a_tls_terminating_ingress(
+    tmp_path: Path, start_gateway: GatewayFactory, trusted: str, allowed: bool
+) -> None:
+    secret = secrets.token_bytes(32)
+    backend = make_session_backend(secret)
+    runner = web.AppRunner(backend, access_log=None)
+    await runner.setup()
+    port = free_port()
+    await web.TCPSite(runner, "127.0.0.1", port).start()
+    try:
+        extra = sessions_yaml(tmp_path, secret) + f"trusted_proxies: {trusted}\n"
+        gw = await start_gateway(write_config(tmp_path, f"http://127.0.0.1:{port}", ROUTES, extra))
+        # The browser used https://app.example; the ingress says so in X-Forwarded-*.
+        forwarded = {
+            "Origin": "https://app.example",
+            "X-Forwarded-Proto": "https",
+            "X-Forwarded-Host": "app.example",
+        }
+        async with client() as s:
+            async with s.post(f"{gw.url}/login", json={"user": "alice"}, headers=forwarded) as r:
+                assert (r.status == 200) is allowed
+                if not allowed:
+                    assert (await r.json())["error"] == "csrf_refused"
+    finally:
+        await runner.cleanup()
