@@ -125,6 +125,9 @@ class OidcConfig(StrictModel):
             raise ValueError("oidc: redirect_path must be an absolute path without query")
         if any(ch in v for ch in "\\ \t\r\n"):
             raise ValueError("oidc: redirect_path must be a plain path")
+        if not v.startswith("/.tokengate/"):
+            # Anything else would be routed to the backend, not answered by the gateway.
+            raise ValueError("oidc: redirect_path must be under /.tokengate/")
         return v
 
     @field_validator("scopes")
