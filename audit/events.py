@@ -324,3 +324,56 @@ declare(
     peer=text(max_length=64),
     request_id=text(max_length=64),
 )
+
+# ---- proxy: mfa ----
+# Second factors over HTTP (``/.tokengate/mfa/...``). ``method`` is ``otp``
+# (TOTP), ``hwk`` (WebAuthn key) or ``recovery``; ``reason`` is a fixed word
+# from the MFA service. Never a code, a secret, an otpauth URI or a credential.
+
+_MFA_METHOD = text(required=True, choices={"otp", "hwk", "recovery"})
+
+declare(
+    "mfa.enrol",
+    "a second factor enrolment was started, completed or refused",
+    sub=text(required=True, max_length=256),
+    method=_MFA_METHOD,
+    outcome=text(required=True, choices={"begun", "enrolled", "failed", "replayed"}),
+    reason=text(max_length=64),
+    recovery_codes=integer(minimum=0),
+)
+declare(
+    "mfa.pass",
+    "a second factor was verified: the session was stepped up under a new session id",
+    sub=text(required=True, max_length=256),
+    method=_MFA_METHOD,
+    sid_hash=text(max_length=64),
+    acr=text(max_length=64),
+    amr=text_list(),
+    recovery_codes_left=integer(minimum=0),
+)
+declare(
+    "mfa.fail",
+    "a second factor was refused (wrong code, replay, invalid WebAuthn response)",
+    sub=text(required=True, max_length=256),
+    method=_MFA_METHOD,
+    outcome=text(required=True, choices={"failed", "replayed"}),
+    reason=text(required=True, max_length=64),
+    failures=integer(minimum=0),
+)
+declare(
+    "mfa.lockout",
+    "a code was refused because the subject's MFA is locked (or this failure locked it)",
+    sub=text(required=True, max_length=256),
+    method=_MFA_METHOD,
+    reason=text(required=True, max_length=64),
+    retry_after=integer(minimum=0),
+    failures=integer(minimum=0),
+)
+declare(
+    "mfa.step_up_demanded",
+    "a request needed a stronger or fresher authentication than its session had",
+    sub=text(required=True, max_length=256),
+    reason=text(required=True, max_length=64),
+    route=text(max_length=64),
+    acr=text(max_length=64),
+)

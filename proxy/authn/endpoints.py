@@ -12,7 +12,7 @@ from collections.abc import Awaitable, Callable
 
 from aiohttp import web
 
-from proxy.authn import oidc_routes
+from proxy.authn import mfa_routes, oidc_routes
 from proxy.authn.gate import Gate
 from proxy.authn.http import check_csrf, clear_session_cookies
 from proxy.errors import ProxyError
@@ -38,6 +38,7 @@ async def logout(request: web.Request, gate: Gate) -> web.StreamResponse:
 
 ROUTES: list[tuple[str, str, Handler]] = [
     ("POST", "/.tokengate/logout", logout),
+    *mfa_routes.ROUTES,
     *oidc_routes.ROUTES,
 ]
 _TABLE: dict[tuple[str, str], Handler] = {(m, p): h for m, p, h in ROUTES}
