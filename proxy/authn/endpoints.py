@@ -47,6 +47,12 @@ _TABLE: dict[tuple[str, str], Handler] = {(m, p): h for m, p, h in ROUTES}
 async def dispatch(request: web.Request, gate: Gate) -> web.StreamResponse:
     """Answer a ``/.tokengate/...`` request, or 404/405 as the router would."""
     handler = _TABLE.get((request.method, request.path))
+    # A non-default sessions.oidc.redirect_path (the config keeps it under /.tokengate/).
+    oidc = gate.oidc
+    if handler is None and oidc is not None and request.method == "GET" and (
+        request.path == oidc.config.redirect_path
+    ):
+        handler = oidc_routes.callback
     if handler is not None:
         return await handler(request, gate)
     allowed = sorted(m for m, p in _TABLE if p == request.path)

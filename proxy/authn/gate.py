@@ -79,6 +79,13 @@ class Gate:
         try:
             authorize(route.auth, found.claims)
         except StepUpRequired as e:
+            await service.auditor.emit(
+                "mfa.step_up_demanded",
+                sub=found.claims.sub,
+                reason=e.reason or "step_up",
+                route=route.name,
+                acr=",".join(e.acr_values)[:64],
+            )
             if is_navigation(request):
                 return login_redirect(request, service.config)
             raise ProxyError(

@@ -68,7 +68,7 @@ sessions:
 
 @pytest.fixture
 async def env(tmp_path: Path, start_gateway: GatewayFactory) -> AsyncIterator[Env]:
-    secret = secrets.token_bytes(32)
+    secret = secrets.token_urlsafe(32).encode()
     backend = make_session_backend(secret)
     runner = web.AppRunner(backend, access_log=None)
     await runner.setup()
@@ -348,7 +348,7 @@ async def test_gateway_logout_endpoint(env: Env) -> None:
 async def test_csrf_origin_behind_a_tls_terminating_ingress(
     tmp_path: Path, start_gateway: GatewayFactory, trusted: str, allowed: bool
 ) -> None:
-    secret = secrets.token_bytes(32)
+    secret = secrets.token_urlsafe(32).encode()
     backend = make_session_backend(secret)
     runner = web.AppRunner(backend, access_log=None)
     await runner.setup()
