@@ -255,6 +255,7 @@ class CheckCost:
     round_trips: int
     median_us: float
     p99_us: float
+    cpu_us: float  # CPU of this process per check (client-side work: encode, parse, event loop)
 
     @property
     def per_check(self) -> float:
@@ -279,7 +280,7 @@ async def revocation_cost(uri: str, *, checks: int, data_dir: Path, prefix: str)
         issued = time.time()
         for _ in range(50):  # warm the connection pool
             await store.is_revoked(sid, sub, issued)
-        before = store.round_trips
+        before, cpu0 = store.round_trips, time.process_time_ns()
         times: list[int] = []
         for _ in range(checks):
             t0 = time.perf_counter_ns()
@@ -287,7 +288,7 @@ async def revocation_cost(uri: str, *, checks: int, data_dir: Path, prefix: str)
             times.append(time.perf_counter_ns() - t0)
             if revoked:
                 raise BenchError(f"{store.description}: a live session reads as revoked")
-        trips = store.round_trips - before
+        trips, cpu_ns = store.round_trips - before, time.process_time_ns() - cpu0
         await store.revoke(sid)
         if not await store.is_revoked(sid, sub, issued):
             raise BenchError(f"{store.description}: a revoked session reads as live")
@@ -300,6 +301,7 @@ async def revocation_cost(uri: str, *, checks: int, data_dir: Path, prefix: str)
         round_trips=trips,
         median_us=statistics.median(times) / 1e3,
         p99_us=times[int(0.99 * (checks - 1))] / 1e3,
+        cpu_us=cpu_ns / checks / 1e3,
     )
 
 
@@ -371,7 +373,7 @@ def render(report: Report, checks: list[CheckCost]) -> str:
         for c in checks:
             lines.append(
                 f"  {c.store:<7} {c.per_check:.2f} round trips/check  median {c.median_us:.1f} us"
-                f"  p99 {c.p99_us:.1f} us  ({c.checks} checks)"
+                f"  p99 {c.p99_us:.1f} us  cpu {c.cpu_us:.1f} us  ({c.checks} checks)"
             )
     return "\n".join(lines)
 
