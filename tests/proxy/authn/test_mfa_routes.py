@@ -159,6 +159,7 @@ async def test_totp_enrol_confirm_verify_steps_up_with_a_new_session(env: Env) -
         ("mfa.step_up_demanded", None),  # /whoami/mfa before the second factor
         ("mfa.enrol", "begun"),
         ("mfa.enrol", "enrolled"),
+        ("mfa.step_up_demanded", None),  # enrolled is not passed
         ("mfa.pass", None),
     ]
     logged = audit_bytes(env)
