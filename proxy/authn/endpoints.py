@@ -49,8 +49,11 @@ async def dispatch(request: web.Request, gate: Gate) -> web.StreamResponse:
     handler = _TABLE.get((request.method, request.path))
     # A non-default sessions.oidc.redirect_path (the config keeps it under /.tokengate/).
     oidc = gate.oidc
-    if handler is None and oidc is not None and request.method == "GET" and (
-        request.path == oidc.config.redirect_path
+    if (
+        handler is None
+        and oidc is not None
+        and request.method == "GET"
+        and (request.path == oidc.config.redirect_path)
     ):
         handler = oidc_routes.callback
     if handler is not None:
