@@ -23,6 +23,8 @@ PUBLIC_ERRORS: dict[str, tuple[int, str]] = {
         "this route needs a stronger or more recent authentication",
     ),
     "login_failed": (401, "the login could not be completed"),
+    "invalid_dpop_proof": (401, "a valid DPoP proof for the session's key is required"),
+    "use_dpop_nonce": (401, "retry the DPoP proof with the server nonce in DPoP-Nonce"),
     "forbidden": (403, "the session may not use this route"),
     "csrf_refused": (403, "cross-origin request refused"),
     "websocket_not_allowed": (403, "this route does not accept websocket upgrades"),

@@ -64,6 +64,13 @@ class LoginAssertionSettings(StrictModel):
         return self
 
 
+class DPoPSettings(StrictModel):
+    """RFC 9449 proofs of possession for sessions bound to a client key."""
+
+    require_nonce: bool = Field(False, description="demand a fresh server nonce (DPoP-Nonce)")
+    max_age: Duration = Field(60.0, gt=0, le=300, description="oldest acceptable proof (iat)")
+
+
 class SessionsConfig(StrictModel):
     """Gateway-owned sessions."""
 
@@ -78,6 +85,7 @@ class SessionsConfig(StrictModel):
     login: LoginAssertionSettings | None = Field(None, description="backend login assertion")
     oidc: OidcConfig | None = Field(None, description="OpenID Connect login (relying party)")
     mfa: MfaConfig = Field(default_factory=MfaConfig, description="second factors: TOTP, WebAuthn")
+    dpop: DPoPSettings = Field(default_factory=DPoPSettings, description="DPoP-bound sessions")
     login_page: str = Field("/login", description="where browsers without a session are sent")
     allowed_origins: list[str] = Field(
         default_factory=list, description="extra origins allowed to send unsafe requests (CSRF)"

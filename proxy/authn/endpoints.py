@@ -9,6 +9,7 @@ here. Endpoints that change state check CSRF themselves.
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
+from importlib import resources
 
 from aiohttp import web
 
@@ -36,7 +37,21 @@ async def logout(request: web.Request, gate: Gate) -> web.StreamResponse:
     return resp
 
 
+# Read once at import: a packaged static file, never read on the request path.
+_DPOP_JS = resources.files("proxy").joinpath("static/dpop.js").read_bytes()
+
+
+async def dpop_js(request: web.Request, gate: Gate) -> web.StreamResponse:
+    """The browser helper that keeps a non-extractable key and adds DPoP proofs to fetch."""
+    return web.Response(
+        body=_DPOP_JS,
+        content_type="text/javascript",
+        headers={"Cache-Control": "max-age=300", "X-Content-Type-Options": "nosniff"},
+    )
+
+
 ROUTES: list[tuple[str, str, Handler]] = [
+    ("GET", "/.tokengate/dpop.js", dpop_js),
     ("POST", "/.tokengate/logout", logout),
     *mfa_routes.ROUTES,
     *oidc_routes.ROUTES,

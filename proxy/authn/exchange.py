@@ -101,6 +101,7 @@ class SessionExchange:
     sign_body: bool = False
     strip: tuple[str, ...] = ()
     login_nonce: str | None = None
+    login_jkt: str | None = None  # the client key a DPoP proof on the login request named
     issued: IssuedTokens | None = None
     access_cookie: str | None = None
 
@@ -145,7 +146,7 @@ class SessionExchange:
             log.warning("ignored a login assertion outside the login route's success answers")
             return
         try:
-            issued = await self.service.login(assertion, nonce=self.login_nonce)
+            issued = await self.service.login(assertion, nonce=self.login_nonce, jkt=self.login_jkt)
         except AuthError as e:
             await self.service.record_login_failure(e.reason or "invalid")
             raise ProxyError("login_failed", "backend login assertion refused") from e

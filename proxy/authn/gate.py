@@ -7,20 +7,31 @@ an early response (a redirect for browser navigations without a session).
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 
 from aiohttp import web
 
 from kms_client.rng import random_bytes
 from policy.model import Route
+from proxy.auth.dpop import DPoPError, DPoPNonceRequired, DPoPNonces, DPoPVerifier
 from proxy.auth.errors import StepUpRequired
 from proxy.auth.jose import b64url_encode
 from proxy.authn.exchange import Prover, SessionExchange
-from proxy.authn.http import authorize, bearer_token, check_csrf, is_navigation, login_redirect
+from proxy.authn.http import (
+    authorize,
+    bearer_token,
+    check_csrf,
+    is_navigation,
+    login_redirect,
+    own_origin,
+)
 from proxy.authn.service import SessionService
 from proxy.errors import ProxyError
 from proxy.mfa.service import MfaService
 from proxy.oidc.flow import OidcRelyingParty
+
+_INVALID_PROOF = {"WWW-Authenticate": 'DPoP error="invalid_dpop_proof"'}
 
 
 @dataclass(frozen=True, slots=True)
@@ -32,6 +43,38 @@ class Gate:
     strip: tuple[str, ...] = ()
     mfa: MfaService | None = None
     oidc: OidcRelyingParty | None = None
+    dpop: DPoPVerifier | None = None
+    dpop_nonces: DPoPNonces | None = None
+
+    async def _proof(self, request: web.Request, *, access_token: str | None) -> str:
+        """Verify the request's DPoP proof; the thumbprint (jkt) of its key."""
+        header = request.headers.get("DPoP")
+        if self.dpop is None or self.service is None or header is None:
+            raise ProxyError(
+                "invalid_dpop_proof",
+                headers=dict(_INVALID_PROOF),
+            )
+        try:
+            proof = await self.dpop.verify(
+                header,
+                method=request.method,
+                url=own_origin(request) + request.path,
+                now=time.time(),
+                access_token=access_token,
+                require_nonce=self.service.config.dpop.require_nonce,
+            )
+        except DPoPNonceRequired as e:
+            nonce = self.dpop_nonces.issue() if self.dpop_nonces is not None else ""
+            raise ProxyError(
+                "use_dpop_nonce",
+                headers={"WWW-Authenticate": 'DPoP error="use_dpop_nonce"', "DPoP-Nonce": nonce},
+            ) from e
+        except DPoPError as e:
+            raise ProxyError(
+                "invalid_dpop_proof",
+                headers=dict(_INVALID_PROOF),
+            ) from e
+        return proof.jkt
 
     async def admit(
         self, request: web.Request, route: Route, *, audience: str, authority: str
@@ -57,6 +100,8 @@ class Gate:
         is_login = login is not None and route.name == login.route
         if is_login:
             exchange.login_nonce = b64url_encode(random_bytes(16))
+            if "DPoP" in request.headers:  # the client binds the new session to its key
+                exchange.login_jkt = await self._proof(request, access_token=None)
         bearer = bearer_token(request)
         has_cookies = cookies.access in request.cookies or cookies.refresh in request.cookies
         if bearer is None and (has_cookies or is_login):
@@ -76,6 +121,14 @@ class Gate:
             )
         exchange.claims = found.claims
         exchange.issued = found.issued
+        if found.claims.jkt is not None and not _top_level_navigation(request):
+            # A DPoP-bound session: every request but a safe navigation proves the key.
+            jkt = await self._proof(request, access_token=bearer)
+            if jkt != found.claims.jkt:
+                raise ProxyError(
+                    "invalid_dpop_proof",
+                    headers=dict(_INVALID_PROOF),
+                )
         try:
             authorize(route.auth, found.claims)
         except StepUpRequired as e:
@@ -92,3 +145,11 @@ class Gate:
                 "insufficient_user_authentication", headers={"WWW-Authenticate": e.challenge()}
             ) from e
         return exchange
+
+
+def _top_level_navigation(request: web.Request) -> bool:
+    """A safe top-level navigation: the one request a DPoP-bound cookie session may send bare."""
+    return (
+        request.method in ("GET", "HEAD")
+        and request.headers.get("Sec-Fetch-Mode", "").lower() == "navigate"
+    )

@@ -161,7 +161,9 @@ class SessionService:
 
     # ---- login / logout ----
 
-    async def login(self, assertion: str, *, nonce: str, now: float | None = None) -> IssuedTokens:
+    async def login(
+        self, assertion: str, *, nonce: str, jkt: str | None = None, now: float | None = None
+    ) -> IssuedTokens:
         """A new session from the backend's verified login assertion."""
         if self._login is None:
             raise AuthError(
@@ -175,6 +177,7 @@ class SessionService:
             roles=tuple(asserted.roles),
             amr=tuple(asserted.amr),
             acr="1" if asserted.amr else None,
+            cnf_jkt=jkt,
         )
         return await self.create_session(grant, method="backend_assertion", now=now)
 

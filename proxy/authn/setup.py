@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import stat
+import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -14,6 +15,7 @@ from audit import Auditor
 from kms_client import KeyManager
 from kms_client.rng import random_bytes
 from proxy.auth.claims import ReplayGuard
+from proxy.auth.dpop import DPoPNonces, DPoPVerifier
 from proxy.auth.jose import HmacKey
 from proxy.auth.login_assertion import LoginAssertionVerifier
 from proxy.authn.config import LoginAssertionSettings
@@ -92,6 +94,15 @@ async def open_gate(
             production=settings.production,
         )
         oidc = _relying_party(cfg.oidc, keys=keys, replay=store) if cfg.oidc else None
+        nonces = DPoPNonces(
+            lambda: [
+                keys.derive_key(
+                    "hash", salt=b"tokengate/dpop-nonce", info=b"tokengate/dpop-nonce/v1"
+                ).key
+            ],
+            time.time,
+        )
+        dpop = DPoPVerifier(replay=store, nonces=nonces, max_age=cfg.dpop.max_age)
         try:
             yield Gate(
                 prover=prover,
@@ -99,6 +110,8 @@ async def open_gate(
                 strip=tuple(cfg.strip_headers),
                 mfa=mfa,
                 oidc=oidc,
+                dpop=dpop,
+                dpop_nonces=nonces,
             )
         finally:
             if oidc is not None:
