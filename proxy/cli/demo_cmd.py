@@ -42,6 +42,10 @@ def write_demo_config(data_dir: Path, *, port: int, admin_port: int, app_port: i
     gateway["data_dir"] = str(data_dir)
     gateway["upstreams"]["demo"]["url"] = f"http://127.0.0.1:{app_port}"
     gateway["sessions"]["login"]["secret_file"] = str(data_dir / "login.secret")
+    # WebAuthn needs a host name, not an IP address: open the demo at localhost.
+    gateway["sessions"]["mfa"] = {
+        "webauthn": {"rp_id": "localhost", "origins": [f"http://localhost:{port}"]}
+    }
     gateway["policies"] = [str(Path(str(packaged.joinpath("policies"))) / "*.yaml")]
     path = data_dir / "gateway.yaml"
     path.write_text(
@@ -136,7 +140,7 @@ def demo(port: int, admin_port: int, data_dir: Path, workers: int | None) -> Non
         _wait_until_up(f"http://127.0.0.1:{app_port}/healthz", app, "the demo app")
         click.echo(
             f"tokengate demo\n"
-            f"  the app through tokengate: http://127.0.0.1:{port}/\n"
+            f"  the app through tokengate: http://localhost:{port}/\n"
             f"  users: alice/alice, bob/bob (role user), carol/carol (role support)\n"
             f"  admin: http://127.0.0.1:{admin_port}/.tokengate/{{healthz,readyz,metrics}}\n"
             f"  config: {config}\n"

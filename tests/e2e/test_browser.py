@@ -1,5 +1,6 @@
 """A real browser (Debian's Chromium, driven by Playwright) walks the demo behind tokengate:
-login, a protected page, MFA step-up, logout."""
+login, a protected page, TOTP step-up, a security key added with Chromium's virtual
+WebAuthn authenticator, logout, and a WebAuthn step-up after the next login."""
 
 from __future__ import annotations
 
@@ -56,7 +57,7 @@ async def demo(tmp_path: Path) -> AsyncIterator[str]:
             except aiohttp.ClientError:
                 pass
             await asyncio.sleep(0.2)
-    yield f"http://127.0.0.1:{port}"
+    yield f"http://localhost:{port}"  # a host name: WebAuthn refuses IP addresses
     proc.send_signal(signal.SIGTERM)
     await asyncio.to_thread(proc.wait, 30)
 
@@ -77,6 +78,28 @@ async def call(
         [method, path, body],
     )
     return int(result[0]), result[1]
+
+
+async def webauthn(page: Page, ceremony: str) -> int:
+    """One WebAuthn ceremony in the page: options from the gateway, the browser's credential back."""
+    return int(
+        await page.evaluate(
+            """async (ceremony) => {
+                const post = (path, body) => fetch(path, {method: "POST",
+                    headers: {"Content-Type": "application/json"}, body: JSON.stringify(body)});
+                const base = "/.tokengate/mfa/webauthn/" + ceremony;
+                const options = await (await post(base + "/options", {})).json();
+                const credential = ceremony === "register"
+                    ? await navigator.credentials.create(
+                        {publicKey: PublicKeyCredential.parseCreationOptionsFromJSON(options)})
+                    : await navigator.credentials.get(
+                        {publicKey: PublicKeyCredential.parseRequestOptionsFromJSON(options)});
+                const r = await post(base + "/verify", {credential: credential.toJSON()});
+                return r.status;
+            }""",
+            ceremony,
+        )
+    )
 
 
 async def test_login_protected_page_step_up_and_logout(demo: str) -> None:
@@ -124,10 +147,39 @@ async def test_login_protected_page_step_up_and_logout(demo: str) -> None:
             status, _ = await call(page, "PUT", f"/api/users/{record['id']}", update)
             assert status == 200
 
+            # With MFA passed, add a security key (Chromium's virtual authenticator).
+            cdp = await page.context.new_cdp_session(page)
+            await cdp.send("WebAuthn.enable", {"enableUI": False})
+            await cdp.send(
+                "WebAuthn.addVirtualAuthenticator",
+                {
+                    "options": {
+                        "protocol": "ctap2",
+                        "transport": "internal",
+                        "hasResidentKey": True,
+                        "hasUserVerification": True,
+                        "isUserVerified": True,
+                        "automaticPresenceSimulation": True,
+                    }
+                },
+            )
+            assert await webauthn(page, "register") == 200
+
             # Logout ends the session in the gateway too.
             await page.click("#logout")
             await page.wait_for_selector("#login-section:not([hidden])")
             status, _ = await call(page, "GET", "/api/users")
             assert status == 401
+
+            # A new login is password-only: the key steps it up this time.
+            await page.fill("#login-form input[name=username]", "alice")
+            await page.fill("#login-form input[name=password]", "alice")
+            await page.click("#login-form button[type=submit]")
+            await page.wait_for_selector("#app-section:not([hidden])")
+            status, _ = await call(page, "PUT", f"/api/users/{record['id']}", update)
+            assert status == 401
+            assert await webauthn(page, "authenticate") == 200
+            status, _ = await call(page, "PUT", f"/api/users/{record['id']}", update)
+            assert status == 200
         finally:
             await browser.close()
