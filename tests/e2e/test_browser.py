@@ -183,3 +183,34 @@ async def test_login_protected_page_step_up_and_logout(demo: str) -> None:
             assert status == 200
         finally:
             await browser.close()
+
+
+async def test_dpop_helper_binds_the_session_to_a_non_extractable_browser_key(demo: str) -> None:
+    async with async_playwright() as p:
+        browser = await p.chromium.launch(executable_path=CHROMIUM, args=ARGS, headless=True)
+        try:
+            page = await browser.new_page()
+            await page.goto(f"{demo}/")
+            result = await page.evaluate(
+                """async () => {
+                    const plain = globalThis.fetch.bind(globalThis);
+                    const dpop = await import("/.tokengate/dpop.js");
+                    await dpop.install();  // fetch now adds proofs for this origin
+                    const login = await fetch("/login", {method: "POST",
+                        headers: {"Content-Type": "application/json"},
+                        body: JSON.stringify({username: "alice", password: "alice"})});
+                    const withProof = await fetch("/api/users");
+                    const withoutProof = await plain("/api/users");
+                    const key = await dpop.idbKeyStore().load();
+                    return [login.status, withProof.status, withoutProof.status,
+                            key.privateKey.extractable, key.privateKey.algorithm.name];
+                }"""
+            )
+        finally:
+            await browser.close()
+    login, with_proof, without_proof, extractable, algorithm = result
+    assert login == 200
+    assert with_proof == 200
+    assert without_proof == 401  # the session is bound to the browser's key
+    assert extractable is False
+    assert algorithm == "ECDSA"
