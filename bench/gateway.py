@@ -113,6 +113,24 @@ class Plan:
     retries: int
     quiet_wait_s: float
 
+    @classmethod
+    def from_args(cls, args: argparse.Namespace) -> Plan:
+        """The plan the command-line options describe."""
+        return cls(
+            WrkSettings(args.threads, args.connections, args.duration),
+            args.warmup,
+            args.retries,
+            args.quiet_wait,
+        )
+
+
+def prepare_workdir(workdir: Path) -> Path:
+    """Create the logs and raw wrk output directories; returns the latter."""
+    (workdir / "logs").mkdir()
+    raw_dir = workdir / "wrk"
+    raw_dir.mkdir()
+    return raw_dir
+
 
 def measure(
     launch: targets.Launch,
@@ -171,15 +189,8 @@ def _quietest_run(
 
 def run(args: argparse.Namespace, workdir: Path, report: Report) -> None:
     """Start the backend, then each selected target in turn, measuring each."""
-    plan = Plan(
-        WrkSettings(args.threads, args.connections, args.duration),
-        args.warmup,
-        args.retries,
-        args.quiet_wait,
-    )
-    (workdir / "logs").mkdir()
-    raw_dir = workdir / "wrk"
-    raw_dir.mkdir()
+    plan = Plan.from_args(args)
+    raw_dir = prepare_workdir(workdir)
     with Servers(workdir / "logs") as servers:
         backend = targets.demo_backend(free_port(), workdir / "demo-data")
         servers.start("demo-backend", backend.argv, ready=backend.ready)

@@ -32,7 +32,7 @@ from pathlib import Path
 import redis
 
 from bench import targets
-from bench.gateway import Endpoint, Plan, measure
+from bench.gateway import Endpoint, Plan, measure, prepare_workdir
 from bench.loadgen import WrkSettings
 from bench.procs import BenchError, Servers, free_port, signals_as_interrupt
 from bench.report import NOISY_PCT, Report, environment, vars_of
@@ -195,15 +195,8 @@ def redis_session(redis_url: str) -> int | None:
 
 def run(args: argparse.Namespace, workdir: Path, report: Report) -> None:
     """Start the backend (login assertions on, signature checks off), then each variant."""
-    plan = Plan(
-        WrkSettings(args.threads, args.connections, args.duration),
-        args.warmup,
-        args.retries,
-        args.quiet_wait,
-    )
-    (workdir / "logs").mkdir()
-    raw_dir = workdir / "wrk"
-    raw_dir.mkdir()
+    plan = Plan.from_args(args)
+    raw_dir = prepare_workdir(workdir)
     secret = workdir / "login.secret"
     secret.write_text(secrets.token_urlsafe(32))
     secret.chmod(0o600)

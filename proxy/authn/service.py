@@ -82,7 +82,6 @@ class SessionService:
     ) -> None:
         self.config = config
         self.store = store
-        self._auditor = auditor
         self.auditor = auditor
         self._login = login
         self._issuer = AccessTokenIssuer(
@@ -141,7 +140,7 @@ class SessionService:
         try:
             result = await self.store.rotate(refresh, now=now)
         except RefreshReuseDetected as e:
-            await self._auditor.emit(
+            await self.auditor.emit(
                 "session.refresh_reuse",
                 sub=e.sub,
                 sid_hash=short_hash(e.sid),
@@ -151,7 +150,7 @@ class SessionService:
         except RefreshRejected:
             return None
         _, claims, issued = self._issue(result.session, result.refresh_token, now=now)
-        await self._auditor.emit(
+        await self.auditor.emit(
             "session.refresh",
             sub=claims.sub,
             sid_hash=short_hash(claims.sid),
@@ -187,7 +186,7 @@ class SessionService:
         """A new session for a verified identity (backend assertion, OIDC, MFA step-up)."""
         now = time.time() if now is None else now
         created = await self.store.create(grant, now=now)
-        await self._auditor.emit(
+        await self.auditor.emit(
             "session.create",
             sub=grant.sub,
             sid_hash=short_hash(created.session.sid),
@@ -227,13 +226,13 @@ class SessionService:
 
     async def record_login_failure(self, reason: str) -> None:
         """Audit a refused backend login assertion (the reason is a fixed word)."""
-        await self._auditor.emit(
+        await self.auditor.emit(
             "session.login_failed", method="backend_assertion", reason=reason[:64]
         )
 
     async def logout(self, claims: AccessClaims) -> None:
         """End the caller's session everywhere."""
-        await self._auditor.emit(
+        await self.auditor.emit(
             "session.revoke", sub=claims.sub, sid_hash=short_hash(claims.sid), actor="self"
         )
         await self.store.revoke(claims.sid)
