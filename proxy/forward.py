@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -55,11 +55,40 @@ class RequestHooks(Protocol):
         ...
 
 
+class BodyFilter(Protocol):
+    """Field rules around forwarding: rewrite the buffered request, then maybe the response.
+
+    Both methods get the headers to adjust in place (content type, encoding and
+    length stay consistent with the bytes they return) and may raise a
+    GatewayError to refuse the message before anything is sent on.
+    """
+
+    @property
+    def response_limit(self) -> int:
+        """Most response body bytes buffered for rewriting (more -> 502)."""
+        ...
+
+    async def on_request(
+        self, headers: CIMultiDict[str], target: str, body: bytes | None
+    ) -> tuple[str, bytes | None]:
+        """The request target and body to send upstream."""
+        ...
+
+    def wants_response(self, status: int, headers: Mapping[str, str]) -> bool:
+        """True if the response with these headers must be buffered and rewritten."""
+        ...
+
+    async def on_response(self, status: int, headers: CIMultiDict[str], body: bytes) -> bytes:
+        """The response body to send to the client."""
+        ...
+
+
 @dataclass(frozen=True, slots=True)
 class ForwardPlan:
     """Everything the forwarder needs to know about one request."""
 
-    url: str
+    base_url: str  # the upstream's scheme://authority (and base path)
+    target: str  # the raw path and query sent upstream
     upstream_host: str
     body_limit: int
     connect_timeout: float
@@ -67,6 +96,12 @@ class ForwardPlan:
     trusted_peer: bool
     request_id: str
     hooks: RequestHooks | None = None
+    filter: BodyFilter | None = None
+
+    @property
+    def url(self) -> str:
+        """The upstream URL of the request as received."""
+        return self.base_url + self.target
 
 
 class LimitedBody:
@@ -116,13 +151,20 @@ async def forward(
     body = LimitedBody(request.content, plan.body_limit) if request.body_exists else None
     headers = upstream_headers(request, plan)
     data: AsyncIterator[bytes] | bytes | None = body.__aiter__() if body is not None else None
+    target = plan.target
+    buffered: bytes | None = None
+    if plan.filter is not None:
+        raw = await _read_all(body) if body is not None else None
+        target, buffered = await plan.filter.on_request(headers, target, raw)
+        data = buffered
+    elif plan.hooks is not None and plan.hooks.buffered:
+        buffered = await _read_all(body) if body is not None else b""
+        data = buffered
+        headers["Content-Length"] = str(len(buffered))
     if plan.hooks is not None:
-        buffered: bytes | None = None
-        if plan.hooks.buffered:
-            buffered = await _read_all(body) if body is not None else b""
-            data = buffered
-            headers["Content-Length"] = str(len(buffered))
-        plan.hooks.prepare(headers, method=request.method, target=request.raw_path, body=buffered)
+        # Field-rule routes are buffered routes: their proof covers the body's digest.
+        signed = b"" if buffered is None and plan.filter is not None else buffered
+        plan.hooks.prepare(headers, method=request.method, target=target, body=signed)
     timeout = aiohttp.ClientTimeout(
         total=None,
         sock_connect=plan.connect_timeout,
@@ -132,7 +174,7 @@ async def forward(
     try:
         async with session.request(
             request.method,
-            plan.url,
+            plan.base_url + target,
             headers=headers,
             data=data,
             allow_redirects=False,
@@ -170,10 +212,22 @@ async def _relay(
     resp = web.StreamResponse(status=upstream.status, reason=upstream.reason)
     resp.headers.extend(_response_headers(upstream))
     resp.headers["X-Request-ID"] = plan.request_id
+    bodyless = request.method == "HEAD" or upstream.status in _NO_BODY_STATUS
+    rewritten: bytes | None = None
+    if (
+        plan.filter is not None
+        and not bodyless
+        and plan.filter.wants_response(upstream.status, upstream.headers)
+    ):
+        raw = await _read_response(upstream, plan.filter.response_limit)
+        rewritten = await plan.filter.on_response(upstream.status, resp.headers, raw)
     if plan.hooks is not None:
         await plan.hooks.on_response(upstream.status, resp)
+    if rewritten is not None:
+        resp.content_length = len(rewritten)
+        await _send(request, resp, rewritten)
+        return resp
     length = upstream.content_length
-    bodyless = request.method == "HEAD" or upstream.status in _NO_BODY_STATUS
     if length is not None and not bodyless:
         resp.content_length = length
     elif bodyless and "Content-Length" in upstream.headers:
@@ -200,6 +254,33 @@ async def _relay(
             request.transport.abort()
         raise StreamAborted from e
     return resp
+
+
+async def _read_response(upstream: aiohttp.ClientResponse, limit: int) -> bytes:
+    """The whole upstream body for rewriting; over ``limit`` -> 502 (nothing sent yet)."""
+    if upstream.content_length is not None and upstream.content_length > limit:
+        raise ProxyError("bad_gateway", "upstream response over the rewrite limit")
+    chunks: list[bytes] = []
+    seen = 0
+    try:
+        async for chunk in upstream.content.iter_any():
+            seen += len(chunk)
+            if seen > limit:
+                raise ProxyError("bad_gateway", "upstream response over the rewrite limit")
+            chunks.append(chunk)
+    except (aiohttp.ClientError, TimeoutError, asyncio.IncompleteReadError) as e:
+        raise _upstream_error(e) from e
+    return b"".join(chunks)
+
+
+async def _send(request: web.Request, resp: web.StreamResponse, body: bytes) -> None:
+    """Write a complete, already rewritten body."""
+    try:
+        await resp.prepare(request)
+        await resp.write(body)
+        await resp.write_eof()
+    except ConnectionResetError as e:
+        raise ClientGone from e
 
 
 class StreamAborted(Exception):

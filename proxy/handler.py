@@ -69,7 +69,8 @@ async def handle(request: web.Request) -> web.StreamResponse:
             issued, cfg = admitted.issued, admitted.service.config
             request[FINISH] = lambda resp: set_session_cookies(resp, issued, cfg)
         plan = ForwardPlan(
-            url=upstream.url + request.raw_path,
+            base_url=upstream.url,
+            target=request.raw_path,
             upstream_host=_authority(upstream.url),
             body_limit=int(route.max_body if route.max_body is not None else gw.limits.max_body),
             connect_timeout=route.timeouts.connect or upstream.connect_timeout,
