@@ -50,7 +50,11 @@ async def errors(request: web.Request, handler: Handler) -> web.StreamResponse:
     except (GatewayError, AuditError) as e:
         # Another package failed closed (store, key service or audit sink down, ...).
         log.warning("failed closed: %s", e, extra={"request_id": rid, "status": e.status})
-        resp = error_response(_public_code(e.code, e.status), rid, status=e.status)
+        code = _public_code(e.code, e.status)
+        # Only errors that declare themselves public (a rule's name, never a value)
+        # show their own message; everything else gets the fixed one.
+        message = str(e) if isinstance(e, GatewayError) and e.public and code == e.code else None
+        resp = error_response(code, rid, status=e.status, message=message)
     except web.HTTPException as e:
         resp = error_response(_http_code(e.status), rid, status=e.status)
     except Exception:
