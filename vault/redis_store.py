@@ -1,0 +1,247 @@
+"""RedisVault (``redis://``, ``rediss://``): vault records in Redis, shared by gateway replicas.
+
+Rules:
+- Keys: ``<prefix>r:<hex id>`` holds one :mod:`vault.store_blob` value (PX set
+  from ``expires`` for volatile records); ``<prefix>ids`` is a sorted set of
+  hex ids for ``scan`` in id order. The prefix lets deployments and tests
+  share a server.
+- Every write is one Lua script for the whole batch (atomic: a batch is all or
+  nothing), sent in one round trip together with ``WAIT 1 <timeout>`` once the
+  server has been seen with a connected replica. Zero acknowledgements is
+  :class:`~vault.errors.VaultUnavailable`: the record may exist on the master
+  alone, but no token leaves the gateway, so a failover cannot lose one.
+  Replication is checked at open and again every ``_RECHECK`` seconds; once a
+  replica has been seen, writes keep waiting for one (a lost replica fails
+  closed rather than silently dropping the guarantee).
+- Reads are one MGET. Expiry is judged by the caller's clock as well as by
+  Redis's PX, so an expired record is never returned, and its id is free.
+- Durable only with ``appendonly yes`` and ``appendfsync always``
+  (:meth:`RedisVault.durability`); :func:`vault.opening.open_store` refuses
+  anything else unless volatile storage is accepted.
+- Every call is bounded by the client's socket timeouts; no retries.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator, Callable, Sequence
+from contextlib import asynccontextmanager
+from typing import Final
+
+import redis.asyncio as aredis
+from redis.exceptions import RedisError, ResponseError
+
+from vault import redis_scripts as lua
+from vault.errors import VaultUnavailable
+from vault.redis_uri import RedisTarget, connect
+from vault.store import Durability, StoredRecord
+from vault.store_blob import first_occurrences, is_live, pack, unpack
+
+DEFAULT_PREFIX: Final = "tokengate:vault:"
+_RECHECK: Final = 30.0  # seconds between replication checks
+
+
+class RedisVault:
+    """Vault records in one Redis database (a master, optionally with replicas)."""
+
+    def __init__(
+        self,
+        target: RedisTarget,
+        *,
+        prefix: str = DEFAULT_PREFIX,
+        timeout: float = 5.0,
+        replica_wait_timeout: float = 1.0,
+        now: Callable[[], float] = time.time,
+    ) -> None:
+        self._target = target
+        self._prefix = prefix
+        self._index = f"{prefix}ids"
+        self._timeout = timeout + replica_wait_timeout  # WAIT blocks inside one call
+        self._wait_ms = max(1, int(replica_wait_timeout * 1000))
+        self._now = now
+        self._client: aredis.Redis | None = None
+        self._replicated = False
+        self._checked_at = -_RECHECK
+
+    @property
+    def name(self) -> str:
+        """``redis``."""
+        return "redis"
+
+    @property
+    def waits_for_replica(self) -> bool:
+        """Whether writes wait for one replica's acknowledgement."""
+        return self._replicated
+
+    async def open(self) -> None:
+        """Connect, and learn whether the server has replicas."""
+        if self._client is None:
+            self._client = connect(self._target, timeout=self._timeout)
+        await self._check_replicas(force=True)
+
+    async def close(self) -> None:
+        """Close the connection pool; idempotent."""
+        client, self._client = self._client, None
+        if client is not None:
+            await client.aclose()
+
+    async def put_new(self, records: Sequence[StoredRecord]) -> list[bool]:
+        """One script inserts every absent (or expired) id; then WAIT when replicated."""
+        batch = list(records)
+        if not batch:
+            return []
+        first = first_occurrences(batch)
+        now = self._now()
+        unique = [batch[i] for i in first.values()]
+        args: list[bytes | str | int | float] = [now]
+        for r in unique:
+            px = 0 if r.expires is None else max(1, int((r.expires - now) * 1000))
+            args += [pack(r), px, r.id.hex()]
+        keys = [self._index, *(self._key(r.id) for r in unique)]
+        flags = await self._write("put_new", lua.PUT_NEW, keys, args)
+        if not isinstance(flags, list) or len(flags) != len(unique):
+            raise VaultUnavailable("vault: redis: put_new got a malformed reply")
+        inserted = {r.id for r, flag in zip(unique, flags, strict=True) if _int(flag) == 1}
+        return [first[r.id] == i and r.id in inserted for i, r in enumerate(batch)]
+
+    async def get_many(self, ids: Sequence[bytes]) -> dict[bytes, StoredRecord]:
+        """One MGET; the live records among ``ids``."""
+        wanted = list(dict.fromkeys(ids))
+        if not wanted:
+            return {}
+        async with self._guard("get_many") as client:
+            values = await client.mget([self._key(i) for i in wanted])
+        now = self._now()
+        found: dict[bytes, StoredRecord] = {}
+        for record_id, value in zip(wanted, values, strict=True):
+            if value is not None:
+                record = unpack(record_id, _bytes(value), where="redis")
+                if is_live(record.expires, now):
+                    found[record_id] = record
+        return found
+
+    async def delete_many(self, ids: Sequence[bytes]) -> int:
+        """One script deletes the records and their index entries; the live ones counted."""
+        wanted = list(dict.fromkeys(ids))
+        if not wanted:
+            return 0
+        keys = [self._index, *(self._key(i) for i in wanted)]
+        count = await self._write("delete_many", lua.DELETE, keys, [self._now(), *_hex(wanted)])
+        return _int(count)
+
+    async def scan(self, *, after: bytes | None, limit: int) -> list[StoredRecord]:
+        """Walk the id index from ``after``; drop index entries whose key Redis purged."""
+        cursor = "-" if after is None else "(" + after.hex()
+        found: list[StoredRecord] = []
+        while len(found) < limit:
+            want = limit - len(found)
+            async with self._guard("scan") as client:
+                members = [
+                    _text(m) for m in await client.zrangebylex(self._index, cursor, "+", 0, want)
+                ]
+                if not members:
+                    break
+                values = await client.mget([self._prefix + "r:" + m for m in members])
+            now = self._now()
+            gone = []
+            for member, value in zip(members, values, strict=True):
+                if value is None:
+                    gone.append(member)
+                    continue
+                record = unpack(bytes.fromhex(member), _bytes(value), where="redis")
+                if is_live(record.expires, now):
+                    found.append(record)
+            if gone:
+                keys = [self._index, *(self._prefix + "r:" + m for m in gone)]
+                async with self._guard("scan") as client:
+                    await client.eval(lua.FORGET_GONE, len(keys), *keys, *gone)
+            cursor = "(" + members[-1]
+            if len(members) < want:
+                break
+        return found
+
+    async def replace_outer(self, old: StoredRecord, new: StoredRecord) -> bool:
+        """Compare-and-set in one script (TTL kept); then WAIT when replicated."""
+        if new.id != old.id:
+            raise ValueError("vault: replace_outer needs the same id")
+        if not is_live(old.expires, self._now()):
+            return False
+        swapped = StoredRecord(old.id, new.key_version, new.outer, old.meta, old.expires)
+        args = [pack(old), pack(swapped)]
+        return _int(await self._write("replace_outer", lua.REPLACE, [self._key(old.id)], args)) == 1
+
+    async def durability(self) -> Durability:
+        """Durable iff ``appendonly yes`` and ``appendfsync always``; unknown without CONFIG."""
+        try:
+            async with self._guard("durability") as client:
+                config = await client.config_get("append*")
+        except VaultUnavailable as e:
+            if isinstance(e.__cause__, ResponseError):
+                return Durability(False, "redis: CONFIG GET refused; durability is unknown")
+            raise
+        appendonly, fsync = config.get("appendonly"), config.get("appendfsync")
+        if appendonly != "yes":
+            return Durability(False, "redis: appendonly is off")
+        if fsync != "always":
+            return Durability(False, f"redis: appendfsync is {fsync}, not always")
+        return Durability(True, "redis: appendonly yes, appendfsync always")
+
+    def _key(self, record_id: bytes) -> str:
+        return f"{self._prefix}r:{record_id.hex()}"
+
+    async def _write(
+        self, what: str, script: str, keys: list[str], args: Sequence[bytes | str | int | float]
+    ) -> object:
+        await self._check_replicas(force=False)
+        async with self._guard(what) as client:
+            pipe = client.pipeline(transaction=False)
+            pipe.eval(script, len(keys), *keys, *args)
+            if self._replicated:
+                pipe.execute_command("WAIT", 1, self._wait_ms)
+            results = await pipe.execute()
+        if self._replicated and int(results[1]) < 1:
+            raise VaultUnavailable(f"vault: redis: {what}: no replica acknowledged the write")
+        return results[0]
+
+    async def _check_replicas(self, *, force: bool) -> None:
+        if not force and time.monotonic() - self._checked_at < _RECHECK:
+            return
+        async with self._guard("replication check") as client:
+            info = await client.info("replication")
+        self._checked_at = time.monotonic()
+        self._replicated = self._replicated or int(info.get("connected_slaves", 0)) > 0
+
+    @asynccontextmanager
+    async def _guard(self, what: str) -> AsyncIterator[aredis.Redis]:
+        """The client, with every failure turned into VaultUnavailable (fail closed)."""
+        if self._client is None:
+            raise VaultUnavailable("vault: redis: store is not open")
+        try:
+            async with asyncio.timeout(self._timeout + 1):
+                yield self._client
+        except (RedisError, OSError, TimeoutError) as e:
+            where = self._target.description
+            raise VaultUnavailable(
+                f"vault: redis: {what} failed at {where} ({type(e).__name__})"
+            ) from e
+
+
+def _hex(ids: list[bytes]) -> list[str]:
+    return [i.hex() for i in ids]
+
+
+def _int(value: object) -> int:
+    if not isinstance(value, int):
+        raise VaultUnavailable("vault: redis: a script gave a malformed reply")
+    return value
+
+
+def _bytes(value: bytes | str) -> bytes:
+    if not isinstance(value, bytes):
+        raise VaultUnavailable("vault: redis: a stored record is not bytes")
+    return value
+
+
+def _text(value: bytes | str) -> str:
+    return value.decode() if isinstance(value, bytes) else value
