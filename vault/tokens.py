@@ -1,0 +1,99 @@
+"""Token layouts of the high-entropy formats: opaque, deterministic and uuid.
+
+Rules (DESIGN.md, "Tokens and the vault record"; the known-answer vectors in
+tests/vault/vectors/ pin them, and any change bumps
+:data:`vault.record.RECORD_VERSION`):
+- Opaque and deterministic tokens are ``<prefix>_<t><body>``: ``prefix`` is the
+  class's (1-32 characters ``[a-z][a-z0-9-]*``), ``t`` one character of the
+  lowercase RFC 4648 base32 alphabet naming the index-key version (``a`` = 1
+  ... ``7`` = 32), ``body`` the 32-character lowercase unpadded base32 of the
+  20-byte secret ``S``. Index versions above 32 cannot be named and are
+  refused (:class:`IndexVersionError`): the index purpose is never rotated on
+  a schedule, so 32 versions are decades of manual rotations.
+- A uuid token is a canonical UUIDv4 (lowercase, 8-4-4-4-12, version nibble
+  4, variant ``10``); ``S`` is its 16 bytes, 122 of them random bits. It
+  cannot name an index version: the engine uses one configured version.
+  Parsing accepts upper case and canonicalises it (UUID columns may print
+  either).
+- Parsing is strict otherwise: anything else is ``None`` (a malformed token).
+  The record id is the HMAC of the canonical token text.
+"""
+
+from __future__ import annotations
+
+import base64
+import re
+import uuid
+from dataclasses import dataclass, field
+
+from vault.errors import VaultError
+
+SECRET_BYTES = 20  # S of opaque and deterministic tokens: 160 bits
+UUID_BYTES = 16
+MAX_TAGGED_INDEX_VERSION = 32
+
+_ALPHABET = "abcdefghijklmnopqrstuvwxyz234567"
+_PREFIX = re.compile(r"[a-z][a-z0-9-]{0,31}")
+_BODY_LEN = 32  # base32 of 20 bytes, no padding
+_UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}")
+
+
+class IndexVersionError(VaultError):
+    """The primary index key is beyond what a token character can name."""
+
+
+@dataclass(frozen=True, slots=True)
+class ParsedToken:
+    """A syntactically valid token: its canonical text, secret and index version."""
+
+    text: str = field(repr=False)
+    secret: bytes = field(repr=False)
+    index_version: int
+
+
+def valid_prefix(prefix: str) -> bool:
+    """True if ``prefix`` may start tagged tokens."""
+    return _PREFIX.fullmatch(prefix) is not None
+
+
+def tagged_token(prefix: str, index_version: int, secret: bytes) -> str:
+    """``<prefix>_<t><body>`` for a 20-byte ``secret`` under index key ``index_version``."""
+    if not 1 <= index_version <= MAX_TAGGED_INDEX_VERSION:
+        raise IndexVersionError(
+            f"vault: index key version {index_version} cannot be named in a token (1-32)"
+        )
+    if len(secret) != SECRET_BYTES or not valid_prefix(prefix):
+        raise ValueError("vault: bad token prefix or secret length")
+    body = base64.b32encode(secret).decode("ascii").lower()
+    return f"{prefix}_{_ALPHABET[index_version - 1]}{body}"
+
+
+def parse_tagged(prefix: str, token: str) -> ParsedToken | None:
+    """The parts of a ``<prefix>_<t><body>`` token, or None if it is not one."""
+    head = prefix + "_"
+    if not token.startswith(head) or len(token) != len(head) + 1 + _BODY_LEN:
+        return None
+    rest = token[len(head) :]
+    if any(c not in _ALPHABET for c in rest):
+        return None
+    secret = base64.b32decode(rest[1:].upper())
+    return ParsedToken(token, secret, _ALPHABET.index(rest[0]) + 1)
+
+
+def uuid_token(random16: bytes) -> tuple[str, bytes]:
+    """A UUIDv4 token from 16 random bytes: (token, S) with version and variant bits set."""
+    if len(random16) != UUID_BYTES:
+        raise ValueError("vault: a uuid token needs 16 random bytes")
+    raw = bytearray(random16)
+    raw[6] = (raw[6] & 0x0F) | 0x40
+    raw[8] = (raw[8] & 0x3F) | 0x80
+    secret = bytes(raw)
+    return str(uuid.UUID(bytes=secret)), secret
+
+
+def parse_uuid(token: str, index_version: int) -> ParsedToken | None:
+    """The parts of a UUIDv4 token (any case), or None if it is not one."""
+    text = token.lower()
+    if _UUID.fullmatch(text) is None:
+        return None
+    return ParsedToken(text, uuid.UUID(text).bytes, index_version)
