@@ -377,3 +377,40 @@ declare(
     route=text(max_length=64),
     acr=text(max_length=64),
 )
+
+# ---- plugins: field actions ----
+# Detokenize decisions are audited per message, rule and (decision, reason):
+# one entry lists the audit_id() hashes of every record it covers (never a
+# token or a value), so a 100-token response costs a couple of entries.
+# ``subject`` is the session's sub or "anonymous". ``reason`` is a fixed word:
+# the allow conditions that held ("owner", "roles+mfa+max_age") or why not
+# ("not_owner|mfa_required", "rate_limited", "unknown", "malformed",
+# "refused", "not_text", "wrong_class"). Tokenize is not audited per message:
+# making a token reveals nothing.
+
+declare(
+    "token.detokenize",
+    "values of one rule and message were revealed (allow) or withheld (deny)",
+    route=text(required=True, max_length=128),
+    rule=text(required=True, max_length=64),
+    field_class=text(required=True, max_length=64),
+    subject=text(required=True, max_length=1024),
+    decision=text(required=True, choices={"allow", "deny"}),
+    reason=text(required=True, max_length=128),
+    otherwise=text(choices={"mask", "redact", "keep-token", "deny"}),
+    count=integer(required=True, minimum=1),
+    record_ids=text_list(required=True, max_items=500, max_length=32),
+    request_id=text(max_length=64),
+)
+declare(
+    "token.rate_limited",
+    "alert: a subject hit its detokenize rate limit for a class; the values were withheld",
+    route=text(required=True, max_length=128),
+    rule=text(required=True, max_length=64),
+    field_class=text(required=True, max_length=64),
+    subject=text(required=True, max_length=1024),
+    count=integer(required=True, minimum=1),
+    limit=integer(required=True, minimum=1),
+    window=integer(required=True, minimum=0),
+    request_id=text(max_length=64),
+)

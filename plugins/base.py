@@ -21,7 +21,7 @@ from enum import StrEnum
 from typing import ClassVar, Literal, Protocol
 
 from kms_client.audit_port import Auditor
-from vault.api import ClassSpec, TokenVault
+from vault.api import ClassSpec, RecordInfo, TokenVault
 
 type Scalar = str | int | float | bool | None
 type Direction = Literal["request", "response"]
@@ -161,4 +161,40 @@ class FieldAction(Protocol):
 
     async def apply(self, batch: Sequence[FieldValue], ctx: ActionContext) -> list[FieldResult]:
         """One result per value, same order; raise only when the whole batch cannot be served."""
+        ...
+
+
+@dataclass(frozen=True, slots=True)
+class Decision:
+    """An authorizer's answer for one record: allow or deny, and a fixed reason word."""
+
+    allow: bool
+    reason: str  # a fixed word ("owner", "not_owner", "mfa_required"); never a value
+
+    @classmethod
+    def allowed(cls, reason: str) -> Decision:
+        """Allow, saying which condition let the subject in."""
+        return cls(True, reason)
+
+    @classmethod
+    def denied(cls, reason: str) -> Decision:
+        """Deny, saying which condition failed."""
+        return cls(False, reason)
+
+
+class Authorizer(Protocol):
+    """A custom allow condition (``allow: {authorizer: NAME, options: {...}}``).
+
+    Pure: no IO, no clock (``now`` is handed in). Configured once per rule;
+    an exception from ``decide`` fails the message closed.
+    """
+
+    name: ClassVar[str]
+
+    def configure(self, options: Mapping[str, object]) -> None:
+        """Validate and keep this rule's options; raise ``ValueError`` on a bad one."""
+        ...
+
+    def decide(self, subject: Subject, record: RecordInfo, now: float) -> Decision:
+        """Allow or deny ``subject`` the value of ``record`` at ``now`` (unix seconds)."""
         ...
