@@ -1,0 +1,159 @@
+"""JSON bodies: strict parsing and an encoder that keeps every number as it came.
+
+Rules:
+- UTF-8 only, no byte-order mark; NaN and Infinity are refused (not JSON).
+- An object that repeats a member name is refused: a backend may read the
+  other copy than the one a rule transformed, so a duplicate is a bypass.
+- Integers stay Python ints of any size (up to Python's 4300-digit limit);
+  a number with a fraction or exponent is a float that remembers its text,
+  so re-encoding never turns ``1e400`` into ``Infinity`` or ``0.10`` into ``0.1``.
+- Output is compact; the untouched body is returned as received, so its
+  bytes only change when a rule changed a value.
+- Encoding is iterative: nesting depth cannot exhaust the Python stack.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+
+from policy.bodies.errors import Malformed
+from policy.selectors import JsonPath, Step, json_remove, json_replace, select_json
+
+
+class JsonFloat(float):
+    """A JSON number with a fraction or exponent; ``text`` is its exact source text."""
+
+    __slots__ = ("text",)
+    text: str
+
+    def __new__(cls, text: str) -> JsonFloat:
+        """Keep ``text`` next to the float value."""
+        obj = super().__new__(cls, text)
+        obj.text = text
+        return obj
+
+
+class _Duplicate(Exception):
+    pass
+
+
+def _pairs(pairs: list[tuple[str, object]]) -> dict[str, object]:
+    out = dict(pairs)
+    if len(out) != len(pairs):
+        raise _Duplicate
+    return out
+
+
+def _constant(_: str) -> object:
+    raise ValueError("not json")
+
+
+def parse_json(body: bytes) -> object:
+    """The JSON value of ``body``; raise Malformed when it is not strict UTF-8 JSON."""
+    try:
+        text = body.decode("utf-8")
+    except UnicodeDecodeError as e:
+        raise Malformed("json body is not utf-8") from e
+    if text.startswith("\ufeff"):
+        raise Malformed("json body starts with a byte-order mark")
+    try:
+        return json.loads(
+            text, object_pairs_hook=_pairs, parse_float=JsonFloat, parse_constant=_constant
+        )
+    except _Duplicate as e:
+        raise Malformed("json object repeats a member name") from e
+    except RecursionError as e:
+        raise Malformed("json body is nested too deeply") from e
+    except ValueError as e:  # JSONDecodeError and the int digit limit
+        raise Malformed("body is not valid json") from e
+
+
+class _Raw:
+    __slots__ = ("text",)
+
+    def __init__(self, text: str) -> None:
+        self.text = text
+
+
+def _string(s: str) -> str:
+    out = json.dumps(s, ensure_ascii=False)
+    if not out.isascii():
+        try:
+            out.encode("utf-8")
+        except UnicodeEncodeError:  # a lone surrogate from a \ud800 escape: keep it escaped
+            out = json.dumps(s)
+    return out
+
+
+def _scalar(value: object) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int):
+        return str(int(value))
+    if isinstance(value, JsonFloat):
+        return value.text
+    if isinstance(value, float):
+        if not math.isfinite(value):
+            raise ValueError("json cannot hold a non-finite number")
+        return repr(float(value))
+    if isinstance(value, str):
+        return _string(value)
+    raise TypeError("not a json value")
+
+
+def encode_json(root: object) -> bytes:
+    """Compact UTF-8 JSON text of ``root`` (dict, list and scalar values)."""
+    parts: list[str] = []
+    stack: list[object] = [root]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, _Raw):
+            parts.append(item.text)
+        elif isinstance(item, dict):
+            parts.append("{")
+            stack.append(_Raw("}"))
+            entries = list(item.items())
+            for i in range(len(entries) - 1, -1, -1):
+                key, value = entries[i]
+                stack.append(value)
+                stack.append(_Raw(("," if i else "") + _string(str(key)) + ":"))
+        elif isinstance(item, list):
+            parts.append("[")
+            stack.append(_Raw("]"))
+            for i in range(len(item) - 1, -1, -1):
+                stack.append(item[i])
+                if i:
+                    stack.append(_Raw(","))
+        else:
+            parts.append(_scalar(item))
+    return "".join(parts).encode("utf-8")
+
+
+class JsonDocument:
+    """A parsed JSON body that rules select from and write back into."""
+
+    def __init__(self, body: bytes) -> None:
+        self.root = parse_json(body)
+        self.changed = False
+
+    def select(self, steps: tuple[Step, ...]) -> list[tuple[JsonPath, object]]:
+        """Every (location, value) the steps reach."""
+        return select_json(self.root, steps)
+
+    def replace(self, path: JsonPath, value: object) -> None:
+        """Write a scalar at ``path``."""
+        _scalar(value)  # refuse what JSON cannot hold before touching the tree
+        json_replace(self.root, path, value)
+        self.changed = True
+
+    def remove(self, path: JsonPath) -> None:
+        """Drop the member at ``path`` (array elements become null)."""
+        json_remove(self.root, path)
+        self.changed = True
+
+    def encode(self) -> bytes:
+        """The body as it now is."""
+        return encode_json(self.root)
