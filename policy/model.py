@@ -2,8 +2,10 @@
 
 A policy file holds routes. Each route says which requests it matches (host,
 methods, and exactly one of path / prefix / regex), where they go, and the
-limits that apply. Contradictions are rejected at load with a precise message.
-Later capabilities (sessions, field rules) add their keys here.
+limits that apply, and the field rules (:mod:`policy.fields`) of its requests
+and responses. Contradictions are rejected at load with a precise message;
+rules that need every file (class references, actions) are checked when the
+policy is compiled (:mod:`policy.compile`).
 """
 
 from __future__ import annotations
@@ -13,11 +15,13 @@ from typing import Literal
 
 from pydantic import Field, field_validator, model_validator
 
+from policy.fields import CLASS_NAME, ClassDecl, FieldRule
 from policy.templates import compile_regex, parse_prefix, parse_template
 from policy.types import Bytes, Duration, StrictModel
 
 HttpMethod = Literal["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]
 _ROUTE_NAME = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,62}$")
+_TENANT = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}$")
 _HOST = re.compile(
     r"^(\*\.)?([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)(\.[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)*$"
 )
@@ -154,6 +158,16 @@ class Route(StrictModel):
     allow_unauthenticated: bool = Field(
         False, description="serve this route to anyone, without a session (exclusive with auth)"
     )
+    tenant: str | None = Field(
+        None,
+        description="unauthenticated routes: tenant of the records their field rules make",
+    )
+    request: list[FieldRule] = Field(
+        default_factory=list, description="field rules applied to requests, in order"
+    )
+    response: list[FieldRule] = Field(
+        default_factory=list, description="field rules applied to responses, in order"
+    )
 
     @field_validator("name")
     @classmethod
@@ -161,6 +175,27 @@ class Route(StrictModel):
         if not _ROUTE_NAME.match(v):
             raise ValueError("route name must be 1-63 chars of a-z 0-9 _ . - starting alphanumeric")
         return v
+
+    @field_validator("tenant")
+    @classmethod
+    def _tenant(cls, v: str | None) -> str | None:
+        if v is not None and not _TENANT.match(v):
+            raise ValueError("tenant must be 1-64 of A-Z a-z 0-9 _ . : - starting alphanumeric")
+        return v
+
+    @model_validator(mode="after")
+    def _fields_consistent(self) -> Route:
+        if self.tenant is not None and not self.allow_unauthenticated:
+            raise ValueError(
+                f"route '{self.name}' names a tenant but is not public: "
+                "a session's records take the session's tenant"
+            )
+        if self.websocket and (self.request or self.response):
+            raise ValueError(
+                f"route '{self.name}' allows websocket upgrades, whose messages field rules "
+                "cannot read: put the field rules on a separate route"
+            )
+        return self
 
     @model_validator(mode="after")
     def _auth_declared(self) -> Route:
@@ -181,6 +216,19 @@ class Route(StrictModel):
 class PolicyFile(StrictModel):
     """A ``policies/*.yaml`` file."""
 
+    classes: dict[str, ClassDecl] = Field(
+        default_factory=dict,
+        description="field classes (ssn, pan, email, ...), declared once across all files",
+    )
     routes: list[Route] = Field(
         default_factory=list, description="routes, any order; precedence is explicit"
     )
+
+    @field_validator("classes")
+    @classmethod
+    def _class_names(cls, v: dict[str, ClassDecl]) -> dict[str, ClassDecl]:
+        if bad := sorted(name for name in v if not CLASS_NAME.match(name)):
+            raise ValueError(
+                f"class name '{bad[0]}' must be 1-32 of a-z 0-9 _ starting with a letter"
+            )
+        return v
