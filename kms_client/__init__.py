@@ -18,6 +18,7 @@ from kms_client.errors import (
     RootError,
     Sealed,
 )
+from kms_client.keyring import SigningAlgorithm
 from kms_client.keyview import DerivedKey, KeyedDigest
 from kms_client.manager import KeyManager
 from kms_client.opening import build_key_manager, check_keys_config, open_key_manager
@@ -44,6 +45,7 @@ __all__ = [
     "RewrapSource",
     "RootError",
     "Sealed",
+    "SigningAlgorithm",
     "WrappedSecrets",
     "build_key_manager",
     "check_keys_config",

@@ -68,7 +68,7 @@ class KeyAccess:
             raise
 
     def signer(self, purpose: str) -> KeySigner:
-        """The primary Ed25519 signer of a signing purpose (``kid``, ``sign``, ``public_jwk``)."""
+        """The primary signer of a signing purpose (``kid``, ``algorithm``, ``sign``)."""
         return self._keys().signer(purpose)
 
     def verifiers(self, purpose: str) -> list[KeySigner]:

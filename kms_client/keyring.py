@@ -2,9 +2,14 @@
 
 Rules (checked when a keyring is built or parsed):
 - Every purpose has a kind: ``aead`` (AES-256-GCM keys), ``prf`` (HMAC/HKDF
-  keys: index, convergent, hash) or ``signing`` (Ed25519 seeds). Every key
-  holds 32 bytes of material from :mod:`kms_client.rng`, made here and never
-  passed in by a caller.
+  keys: index, convergent, hash) or ``signing``. Every key holds 32 bytes of
+  material from :mod:`kms_client.rng`, made here and never passed in by a
+  caller.
+- Every key of a signing purpose names its algorithm: ``EdDSA`` (the material
+  is an Ed25519 seed; the default) or ``ES256`` (the material is a P-256
+  private scalar in [1, n-1]); keys of other kinds name none. A rotation keeps
+  the primary's algorithm unless it is told to switch, so old keys of either
+  algorithm keep verifying until they are revoked.
 - Versions of a purpose are 1, 2, 3, ... and never reused; the primary is the
   newest ``active`` version and is the only one that encrypts or signs.
 - ``active`` and ``decrypt-only`` keys decrypt/verify; ``revoked`` keys keep
@@ -27,6 +32,8 @@ from kms_client import rng
 from kms_client.errors import KeyStateError
 
 KEY_BYTES = 32
+# Order n of the P-256 group (FIPS 186-4 D.1.2.3): an ES256 scalar is in [1, n-1].
+P256_ORDER = 0xFFFFFFFF00000000FFFFFFFFFFFFFFFFBCE6FAADA7179E84F3B9CAC2FC632551
 
 
 class KeyState(StrEnum):
@@ -46,6 +53,13 @@ class KeyKind(StrEnum):
     SIGNING = "signing"
 
 
+class SigningAlgorithm(StrEnum):
+    """JOSE algorithm of a signing key (RFC 8037 EdDSA over Ed25519, RFC 7518 ES256)."""
+
+    EDDSA = "EdDSA"
+    ES256 = "ES256"
+
+
 USABLE = frozenset({KeyState.ACTIVE, KeyState.DECRYPT_ONLY})
 
 
@@ -58,12 +72,18 @@ class KeyVersion:
     created_at: datetime
     changed_at: datetime
     material: bytes | None = field(repr=False)
+    algorithm: SigningAlgorithm | None = None
 
     @classmethod
-    def generate(cls, version: int, *, now: datetime) -> KeyVersion:
-        """A fresh active key with 32 bytes from the process RNG."""
+    def generate(
+        cls, version: int, *, now: datetime, algorithm: SigningAlgorithm | None = None
+    ) -> KeyVersion:
+        """A fresh active key with 32 bytes from the process RNG (a valid scalar for ES256)."""
         now = whole_seconds(now)
-        return cls(version, KeyState.ACTIVE, now, now, rng.random_bytes(KEY_BYTES))
+        material = rng.random_bytes(KEY_BYTES)
+        while algorithm is SigningAlgorithm.ES256 and not _is_p256_scalar(material):
+            material = rng.random_bytes(KEY_BYTES)  # rejection sampling: no modulo bias
+        return cls(version, KeyState.ACTIVE, now, now, material, algorithm)
 
     def __post_init__(self) -> None:
         if self.version < 1:
@@ -72,6 +92,12 @@ class KeyVersion:
             raise ValueError("kms: only destroyed keys lack material")
         if self.material is not None and len(self.material) != KEY_BYTES:
             raise ValueError("kms: key material must be 32 bytes")
+        if (
+            self.algorithm is SigningAlgorithm.ES256
+            and self.material is not None
+            and not _is_p256_scalar(self.material)
+        ):
+            raise ValueError("kms: ES256 key material is not a P-256 scalar")
 
 
 @dataclass(frozen=True)
@@ -90,6 +116,9 @@ class PurposeRing:
         head = self.get(self.primary)
         if head is None or head.state is not KeyState.ACTIVE:
             raise ValueError(f"kms: primary of purpose '{self.purpose}' is not an active key")
+        signing = self.kind is KeyKind.SIGNING
+        if any((k.algorithm is not None) != signing for k in self.keys):
+            raise ValueError(f"kms: only the signing keys of '{self.purpose}' name an algorithm")
 
     def get(self, version: int) -> KeyVersion | None:
         """The key with this version, or None."""
@@ -105,6 +134,11 @@ class PurposeRing:
         if key is None:  # excluded by __post_init__
             raise KeyStateError(f"kms: purpose '{self.purpose}' has no primary")
         return key
+
+    @property
+    def algorithm(self) -> SigningAlgorithm | None:
+        """The primary's signing algorithm (None for aead and prf purposes)."""
+        return self.primary_key.algorithm
 
     @property
     def latest(self) -> int:
@@ -134,17 +168,34 @@ class Keyring:
             raise KeyStateError(f"kms: unknown purpose '{purpose}'")
         return found
 
-    def with_purpose(self, purpose: str, kind: KeyKind, *, now: datetime) -> Keyring:
-        """Add ``purpose`` with a fresh version 1; KeyStateError if it exists."""
+    def with_purpose(
+        self,
+        purpose: str,
+        kind: KeyKind,
+        *,
+        now: datetime,
+        algorithm: SigningAlgorithm | None = None,
+    ) -> Keyring:
+        """Add ``purpose`` with a fresh version 1; KeyStateError if it exists.
+
+        Signing purposes get ``algorithm`` (default EdDSA); other kinds take none.
+        """
         if purpose in self.purposes:
             raise KeyStateError(f"kms: purpose '{purpose}' already exists")
-        ring = PurposeRing(purpose, kind, 1, (KeyVersion.generate(1, now=now),))
+        alg = _algorithm_for(purpose, kind, algorithm, default=SigningAlgorithm.EDDSA)
+        ring = PurposeRing(purpose, kind, 1, (KeyVersion.generate(1, now=now, algorithm=alg),))
         return replace(self, purposes={**self.purposes, purpose: ring})
 
-    def rotated(self, purpose: str, *, now: datetime) -> tuple[Keyring, int]:
-        """New primary version for ``purpose``; the old primary becomes decrypt-only."""
+    def rotated(
+        self, purpose: str, *, now: datetime, algorithm: SigningAlgorithm | None = None
+    ) -> tuple[Keyring, int]:
+        """New primary version for ``purpose``; the old primary becomes decrypt-only.
+
+        A signing purpose keeps its primary's algorithm unless ``algorithm`` names another.
+        """
         ring, now = self.ring(purpose), whole_seconds(now)
-        new = KeyVersion.generate(ring.latest + 1, now=now)
+        alg = _algorithm_for(purpose, ring.kind, algorithm, default=ring.algorithm)
+        new = KeyVersion.generate(ring.latest + 1, now=now, algorithm=alg)
         keys = tuple(
             replace(k, state=KeyState.DECRYPT_ONLY, changed_at=now)
             if k.state is KeyState.ACTIVE
@@ -192,6 +243,24 @@ class Keyring:
 
     def _with(self, ring: PurposeRing) -> Keyring:
         return replace(self, purposes={**self.purposes, ring.purpose: ring})
+
+
+def _algorithm_for(
+    purpose: str,
+    kind: KeyKind,
+    algorithm: SigningAlgorithm | None,
+    *,
+    default: SigningAlgorithm | None,
+) -> SigningAlgorithm | None:
+    if kind is not KeyKind.SIGNING:
+        if algorithm is not None:
+            raise KeyStateError(f"kms: purpose '{purpose}' holds {kind.value} keys, not signing")
+        return None
+    return algorithm or default
+
+
+def _is_p256_scalar(material: bytes) -> bool:
+    return 0 < int.from_bytes(material, "big") < P256_ORDER
 
 
 def whole_seconds(now: datetime) -> datetime:

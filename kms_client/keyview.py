@@ -198,8 +198,8 @@ def _build(ring: PurposeRing) -> _Purpose:
             continue
         cipher = AESGCM(key.material) if ring.kind is KeyKind.AEAD else None
         signer = (
-            KeySigner.from_seed(ring.purpose, key.version, key.material)
-            if ring.kind is KeyKind.SIGNING
+            KeySigner.from_material(ring.purpose, key.version, key.material, key.algorithm)
+            if key.algorithm is not None  # set for exactly the keys of signing purposes
             else None
         )
         entries[key.version] = _Entry(key.state, key.material, cipher, signer)

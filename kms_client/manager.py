@@ -12,6 +12,10 @@ Rules:
 - ``maintain()`` (run by :mod:`kms_client.maintenance` every
   ``refresh_interval``) picks up other replicas' changes, moves encryption
   counts to the store and makes the rotations the settings ask for.
+- A signing purpose changes algorithm only by an explicit rotation
+  (:meth:`KeyManager.ensure_algorithm`, or ``rotate(algorithm=...)``);
+  scheduled rotations keep the primary's. ``upstream-signing`` and
+  ``audit-checkpoint`` stay Ed25519 (backends and the audit verifier expect it).
 """
 
 from __future__ import annotations
@@ -24,8 +28,8 @@ from datetime import datetime
 from kms_client.access import KeyAccess
 from kms_client.audit_port import Auditor, AuditValue
 from kms_client.config import PurposeSettings
-from kms_client.errors import KeyringError, KmsError, Sealed
-from kms_client.keyring import Keyring
+from kms_client.errors import KeyringError, KeyStateError, KmsError, Sealed
+from kms_client.keyring import KeyKind, Keyring, SigningAlgorithm
 from kms_client.keyring_io import Change, KeyringIO, Loaded
 from kms_client.keyview import KeyView
 from kms_client.maintenance import Background
@@ -37,6 +41,7 @@ from kms_client.store import KeyringStore
 from kms_client.unsealing import unseal_keyring
 
 log = logging.getLogger(__name__)
+ED25519_ONLY = frozenset({"upstream-signing", "audit-checkpoint"})
 
 
 class KeyManager(KeyAccess):
@@ -62,6 +67,7 @@ class KeyManager(KeyAccess):
         self._loaded: Loaded | None = None
         self._closers: list[Callable[[], Awaitable[None]]] = []
         self._background = Background(self, interval=refresh_interval)
+        self._algorithms: dict[str, SigningAlgorithm] = {}
 
     # ---- state ----
 
@@ -143,6 +149,8 @@ class KeyManager(KeyAccess):
                 result="ok",
                 actor=actor,
             )
+        for purpose, algorithm in list(self._algorithms.items()):
+            await self.ensure_algorithm(purpose, algorithm, actor=actor)
 
     async def seal(self, *, actor: str | None = None, reason: str | None = None) -> None:
         """Drop all key material from memory; requests fail with Sealed until unsealed."""
@@ -162,13 +170,57 @@ class KeyManager(KeyAccess):
 
     # ---- lifecycle ----
 
-    async def rotate(self, purpose: str, *, actor: str | None = None) -> int:
-        """Make a new primary for ``purpose``; the old one becomes decrypt-only."""
+    async def rotate(
+        self,
+        purpose: str,
+        *,
+        actor: str | None = None,
+        algorithm: SigningAlgorithm | None = None,
+    ) -> int:
+        """Make a new primary for ``purpose``; the old one becomes decrypt-only.
+
+        A signing purpose keeps its algorithm unless ``algorithm`` names another.
+        """
         self._keys()
+        _check_algorithm(purpose, algorithm)
         fields: dict[str, AuditValue] = {"purpose": purpose, "trigger": "manual", "actor": actor}
         loaded = await self._change(
-            "key.rotate", fields, lambda k: k.rotated(purpose, now=self._now())[0]
+            "key.rotate",
+            fields,
+            lambda k: k.rotated(purpose, now=self._now(), algorithm=algorithm)[0],
         )
+        return self._primary(loaded, purpose)
+
+    async def ensure_algorithm(
+        self, purpose: str, algorithm: SigningAlgorithm, *, actor: str | None = None
+    ) -> int | None:
+        """Rotate signing purpose ``purpose`` to ``algorithm`` unless its primary uses it.
+
+        Called at start-up with the configured algorithm; remembered, so a
+        manager still sealed (waiting for shares) switches when it unseals. The check is repeated
+        against the newest keyring inside the commit, so replicas starting
+        together rotate once; the old key stays decrypt-only and keeps
+        verifying. Returns the new primary version, None when nothing changed.
+        """
+        _check_algorithm(purpose, algorithm)
+        self._algorithms[purpose] = algorithm  # applied again by every later unseal
+        if self._loaded is None:
+            return None
+        ring = self.keyring().ring(purpose)
+        if ring.kind is not KeyKind.SIGNING:
+            raise KeyStateError(
+                f"kms: purpose '{purpose}' holds {ring.kind.value} keys, not signing"
+            )
+        if ring.algorithm is algorithm:
+            return None
+
+        def change(keyring: Keyring) -> Keyring | None:
+            if keyring.ring(purpose).algorithm is algorithm:
+                return None  # another replica switched it already
+            return keyring.rotated(purpose, now=self._now(), algorithm=algorithm)[0]
+
+        fields: dict[str, AuditValue] = {"purpose": purpose, "trigger": "startup", "actor": actor}
+        loaded = await self._change("key.rotate", fields, change)
         return self._primary(loaded, purpose)
 
     async def revoke(self, purpose: str, version: int, *, actor: str | None = None) -> None:
@@ -390,6 +442,11 @@ class KeyManager(KeyAccess):
     async def audit(self, event: str, /, **fields: AuditValue) -> None:
         """Emit an audit event through this manager's auditor (None fields dropped)."""
         await self._auditor.emit(event, **{k: v for k, v in fields.items() if v is not None})
+
+
+def _check_algorithm(purpose: str, algorithm: SigningAlgorithm | None) -> None:
+    if algorithm is SigningAlgorithm.ES256 and purpose in ED25519_ONLY:
+        raise KeyStateError(f"kms: purpose '{purpose}' signs with Ed25519 only")
 
 
 def _reason(error: Exception) -> str:

@@ -3,13 +3,23 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 import pytest
 
 from kms_client import keyring_codec
 from kms_client.errors import KeyringError, KeyStateError
-from kms_client.keyring import KeyKind, Keyring, KeyState, KeyVersion, RetiredKwk
+from kms_client.keyring import (
+    P256_ORDER,
+    KeyKind,
+    Keyring,
+    KeyState,
+    KeyVersion,
+    PurposeRing,
+    RetiredKwk,
+    SigningAlgorithm,
+)
 
 NOW = datetime(2030, 1, 1, 12, 0, 0, 123456, tzinfo=UTC)
 
@@ -123,3 +133,63 @@ def test_codec_refuses_malformed_content(mutate) -> None:
 def test_codec_accepts_the_unmodified_twin() -> None:
     doc = json.loads(keyring_codec.encode(_ring()))
     assert keyring_codec.decode(json.dumps(doc).encode()).ring("mfa-secrets").primary == 1
+
+
+# ---- signing algorithms ----
+
+
+def _signing(algorithm: SigningAlgorithm | None = None) -> Keyring:
+    return Keyring({}).with_purpose(
+        "session-signing", KeyKind.SIGNING, now=NOW, algorithm=algorithm
+    )
+
+
+def test_signing_purposes_default_to_eddsa_and_rotation_keeps_the_algorithm() -> None:
+    keyring, _ = _signing().rotated("session-signing", now=NOW)
+    assert [k.algorithm for k in keyring.ring("session-signing").keys] == [
+        SigningAlgorithm.EDDSA,
+        SigningAlgorithm.EDDSA,
+    ]
+    es, _ = _signing(SigningAlgorithm.ES256).rotated("session-signing", now=NOW)
+    assert es.ring("session-signing").algorithm is SigningAlgorithm.ES256
+
+
+def test_rotation_switches_algorithm_only_when_told_and_keeps_old_keys() -> None:
+    keyring, v = _signing().rotated("session-signing", now=NOW, algorithm=SigningAlgorithm.ES256)
+    ring = keyring.ring("session-signing")
+    assert (v, ring.algorithm) == (2, SigningAlgorithm.ES256)
+    assert ring.get(1).algorithm is SigningAlgorithm.EDDSA  # type: ignore[union-attr]
+    assert ring.get(1).state is KeyState.DECRYPT_ONLY  # type: ignore[union-attr]
+
+
+def test_es256_material_is_always_a_valid_p256_scalar() -> None:
+    for _ in range(50):
+        material = _signing(SigningAlgorithm.ES256).ring("session-signing").primary_key.material
+        assert material is not None
+        assert 0 < int.from_bytes(material, "big") < P256_ORDER
+
+
+@pytest.mark.parametrize("material", [bytes(32), P256_ORDER.to_bytes(32, "big"), b"\xff" * 32])
+def test_es256_key_outside_the_group_order_is_refused(material: bytes) -> None:
+    with pytest.raises(ValueError, match="not a P-256 scalar"):
+        KeyVersion(1, KeyState.ACTIVE, NOW, NOW, material, SigningAlgorithm.ES256)
+
+
+def test_es256_key_inside_the_group_order_is_accepted() -> None:
+    material = (P256_ORDER - 1).to_bytes(32, "big")
+    assert KeyVersion(1, KeyState.ACTIVE, NOW, NOW, material, SigningAlgorithm.ES256).material
+
+
+def test_only_signing_purposes_take_an_algorithm() -> None:
+    with pytest.raises(KeyStateError, match="holds aead keys"):
+        Keyring({}).with_purpose("t", KeyKind.AEAD, now=NOW, algorithm=SigningAlgorithm.ES256)
+    with pytest.raises(KeyStateError, match="holds aead keys"):
+        _ring().rotated("mfa-secrets", now=NOW, algorithm=SigningAlgorithm.EDDSA)
+    key = _ring().ring("mfa-secrets").primary_key
+    with pytest.raises(ValueError, match="name an algorithm"):
+        PurposeRing(
+            "mfa-secrets", KeyKind.AEAD, 1, (replace(key, algorithm=SigningAlgorithm.EDDSA),)
+        )
+    signing = _signing().ring("session-signing")
+    with pytest.raises(ValueError, match="name an algorithm"):
+        PurposeRing("s", KeyKind.SIGNING, 1, (replace(signing.primary_key, algorithm=None),))

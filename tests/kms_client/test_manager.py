@@ -8,6 +8,7 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from kms_client.errors import (
     DecryptionError,
@@ -16,7 +17,7 @@ from kms_client.errors import (
     Sealed,
     WrongRoot,
 )
-from kms_client.keyring import KeyState
+from kms_client.keyring import KeyState, SigningAlgorithm
 from kms_client.manager import KeyManager
 from tests.kms_client.stores import BACKENDS, redis_cleanup, store_uri
 from tests.kms_client.support import Clock, RecordingAuditor, open_manager
@@ -76,7 +77,9 @@ async def test_misuse_is_a_key_state_error(manager: KeyManager, call, message: s
 
 async def test_signer_and_jwks(manager: KeyManager) -> None:
     signer = manager.signer("audit-checkpoint")
-    signer.public_key().verify(signer.sign(b"m"), b"m")
+    public = signer.public_key()
+    assert isinstance(public, Ed25519PublicKey)
+    public.verify(signer.sign(b"m"), b"m")
     assert manager.jwks("audit-checkpoint") == {"keys": [signer.public_jwk()]}
     old_kid = signer.kid
     await manager.rotate("audit-checkpoint")
@@ -350,3 +353,76 @@ async def test_no_key_material_in_logs_audit_or_errors(tmp_path: Path, caplog) -
             assert form not in haystack
             assert form not in stored
     await m.close()
+
+
+# ---- signing algorithms ----
+
+
+async def test_ensure_algorithm_rotates_once_across_replicas_and_old_keys_verify(
+    tmp_path: Path,
+) -> None:
+    auditor = RecordingAuditor()
+    a = await open_manager(tmp_path, auditor)
+    b = await open_manager(tmp_path)  # a second replica on the same store
+    try:
+        old = a.signer("session-signing")
+        assert old.algorithm == "EdDSA"
+        assert await a.ensure_algorithm("session-signing", SigningAlgorithm.ES256) == 2
+        assert await b.ensure_algorithm("session-signing", SigningAlgorithm.ES256) == 2
+        assert await a.ensure_algorithm("session-signing", SigningAlgorithm.ES256) is None
+        new = b.signer("session-signing")
+        assert (new.algorithm, new.version, len(new.sign(b"m"))) == ("ES256", 2, 64)
+        assert [(s.version, s.algorithm) for s in a.verifiers("session-signing")] == [
+            (2, "ES256"),
+            (1, "EdDSA"),
+        ]
+        rotations = auditor.find("key.rotate", result="ok")
+        assert [(r["purpose"], r["trigger"], r["version"]) for r in rotations] == [
+            ("session-signing", "startup", 2)
+        ]
+        # A scheduled or manual rotation keeps the algorithm; switching back is explicit.
+        assert await a.rotate("session-signing") == 3
+        assert a.signer("session-signing").algorithm == "ES256"
+        assert await a.rotate("session-signing", algorithm=SigningAlgorithm.EDDSA) == 4
+        assert a.signer("session-signing").algorithm == "EdDSA"
+    finally:
+        await a.close()
+        await b.close()
+    reopened = await open_manager(tmp_path)  # through the store and the codec
+    try:
+        assert [s.algorithm for s in reopened.verifiers("session-signing")] == [
+            "EdDSA",
+            "ES256",
+            "ES256",
+            "EdDSA",
+        ]
+    finally:
+        await reopened.close()
+
+
+@pytest.mark.parametrize("purpose", ["upstream-signing", "audit-checkpoint"])
+async def test_backend_and_audit_keys_stay_ed25519(manager: KeyManager, purpose: str) -> None:
+    with pytest.raises(KeyStateError, match="signs with Ed25519 only"):
+        await manager.ensure_algorithm(purpose, SigningAlgorithm.ES256)
+    with pytest.raises(KeyStateError, match="signs with Ed25519 only"):
+        await manager.rotate(purpose, algorithm=SigningAlgorithm.ES256)
+    assert manager.signer(purpose).algorithm == "EdDSA"
+    assert await manager.ensure_algorithm(purpose, SigningAlgorithm.EDDSA) is None
+
+
+async def test_ensure_algorithm_refuses_a_non_signing_purpose(manager: KeyManager) -> None:
+    with pytest.raises(KeyStateError, match="holds aead keys"):
+        await manager.ensure_algorithm("mfa-secrets", SigningAlgorithm.ES256)
+
+
+async def test_a_sealed_manager_switches_algorithm_when_it_unseals(manager: KeyManager) -> None:
+    await manager.seal(actor="test")
+    assert await manager.ensure_algorithm("session-signing", SigningAlgorithm.ES256) is None
+    await manager.unseal(actor="test")
+    assert manager.signer("session-signing").algorithm == "ES256"
+
+
+async def test_without_a_requirement_unseal_keeps_the_algorithm(manager: KeyManager) -> None:
+    await manager.seal(actor="test")
+    await manager.unseal(actor="test")
+    assert manager.signer("session-signing").algorithm == "EdDSA"
