@@ -4,8 +4,11 @@ Rules:
 
 - The issuer asks its key provider for the signer on every issue, so a
   rotation is picked up without a restart; ``kid`` is the signer's RFC 7638
-  thumbprint. Claims: ``iss aud sub sid iat nbf exp jti auth_time amr acr roles
-  tenant`` and ``cnf.jkt`` when the session is bound to a DPoP key.
+  thumbprint. It signs only with a key of its configured algorithm (EdDSA
+  or ES256): a primary of the other algorithm fails closed (503) instead of
+  minting tokens the pinned verifiers would refuse. Claims: ``iss aud sub
+  sid iat nbf exp jti auth_time amr acr roles tenant`` and ``cnf.jkt`` when
+  the session is bound to a DPoP key.
 - The verifier pins algorithms (EdDSA by default), asks its key provider for
   the current verification keys, and checks iss, aud, exp/nbf/iat with bounded
   leeway, and every claim's presence and type.
@@ -24,6 +27,7 @@ from dataclasses import dataclass
 from typing import Final
 
 from proxy.auth import claims as c
+from proxy.auth.errors import AuthError
 from proxy.auth.jose import EDDSA, ES256, PublicKey, SigningKey, b64url_encode, sign, verify
 
 TYP: Final = "at+jwt"
@@ -131,9 +135,13 @@ class AccessTokenIssuer:
         audience: str,
         random_bytes: Callable[[int], bytes],
         lifetime: int = DEFAULT_LIFETIME,
+        algorithm: str = EDDSA,
     ) -> None:
         if not 0 < lifetime <= MAX_LIFETIME:
             raise ValueError(f"access token: lifetime must be 1..{MAX_LIFETIME} seconds")
+        if algorithm not in (EDDSA, ES256):
+            raise ValueError("access token: algorithm must be EdDSA or ES256")
+        self.algorithm = algorithm
         self._signer = signer
         self._issuer = issuer
         self._audience = audience
@@ -171,7 +179,15 @@ class AccessTokenIssuer:
             tenant=tenant,
             jkt=jkt,
         )
-        return sign(claims.to_payload(), self._signer(), typ=TYP), claims
+        key = self._signer()
+        if key.algorithm != self.algorithm:
+            raise AuthError(
+                "access token: the session-signing key does not match the configured algorithm",
+                reason="signing_algorithm_mismatch",
+                status=503,
+                code="service_unavailable",
+            )
+        return sign(claims.to_payload(), key, typ=TYP), claims
 
 
 @dataclass(frozen=True)

@@ -1,8 +1,8 @@
 """The ``sessions:`` section of gateway.yaml.
 
-Access tokens are short-lived EdDSA JWTs signed with the keyring's
-session-signing key; refresh tokens are opaque and rotate on every use (see
-:mod:`proxy.sessions`). The backend asserts a login on its own login route
+Access tokens are short-lived JWTs (EdDSA, or ES256 by ``access_algorithm``)
+signed with the keyring's session-signing key; refresh tokens are opaque and
+rotate on every use (see :mod:`proxy.sessions`). The backend asserts a login on its own login route
 (``login``) by answering with a ``Tokengate-Login`` JWT.
 """
 
@@ -80,6 +80,10 @@ class SessionsConfig(StrictModel):
     issuer: str = Field("tokengate", description="iss of access tokens")
     audience: str = Field("tokengate", description="aud of access tokens")
     access_lifetime: Duration = Field(300.0, gt=0, le=3600, description="access token lifetime")
+    access_algorithm: Literal["EdDSA", "ES256"] = Field(
+        "EdDSA",
+        description="access token signature; the only one accepted (a switch rotates the key)",
+    )
     leeway: Duration = Field(30.0, ge=0, le=120, description="clock skew allowed on token times")
     cookies: CookieSettings = Field(default_factory=CookieSettings, description="session cookies")
     login: LoginAssertionSettings | None = Field(None, description="backend login assertion")

@@ -53,17 +53,26 @@ class Authenticated:
 
 
 class _SessionKeys:
-    """Session-signing public keys by kid, recomputed only when the keyring changes."""
+    """Session-signing public keys of one algorithm by kid, recomputed when the keyring changes.
 
-    def __init__(self, keys: KeyManager) -> None:
+    Keys of the other algorithm are left out: with the algorithm pinned in the
+    verifier too, a token can never pick its own verification algorithm.
+    """
+
+    def __init__(self, keys: KeyManager, algorithm: str) -> None:
         self._keys = keys
+        self._algorithm = algorithm
         self._version: int | None = None
         self._by_kid: Mapping[str, PublicKey] = {}
 
     def __call__(self) -> Mapping[str, PublicKey]:
         version = self._keys.keyring_version
         if version != self._version or version is None:
-            self._by_kid = {s.kid: s.public_key() for s in self._keys.verifiers("session-signing")}
+            self._by_kid = {
+                s.kid: s.public_key()
+                for s in self._keys.verifiers("session-signing")
+                if s.algorithm == self._algorithm
+            }
             self._version = version
         return self._by_kid
 
@@ -90,11 +99,13 @@ class SessionService:
             audience=config.audience,
             random_bytes=random_bytes,
             lifetime=int(config.access_lifetime),
+            algorithm=config.access_algorithm,
         )
         self._verifier = AccessTokenVerifier(
-            keys=_SessionKeys(keys),
+            keys=_SessionKeys(keys, config.access_algorithm),
             issuer=config.issuer,
             audience=config.audience,
+            algorithms=frozenset({config.access_algorithm}),
             leeway=config.leeway,
         )
 

@@ -12,7 +12,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, ed25519
 from cryptography.hazmat.primitives.serialization import load_pem_public_key
 
 from audit import Auditor
-from kms_client import KeyManager
+from kms_client import KeyManager, SigningAlgorithm
 from kms_client.rng import random_bytes
 from proxy.auth.claims import ReplayGuard
 from proxy.auth.dpop import DPoPNonces, DPoPVerifier
@@ -72,6 +72,11 @@ async def open_gate(
 ) -> AsyncIterator[Gate]:
     """The gate for this worker; the session store is open until the context exits."""
     cfg = settings.gateway.sessions
+    # Before any token is issued: the session-signing primary must use the configured
+    # algorithm (a switch rotates once across replicas; a sealed manager switches on unseal).
+    await keys.ensure_algorithm(
+        "session-signing", SigningAlgorithm(cfg.access_algorithm), actor="startup"
+    )
     upstream_key = lambda: keys.signer("upstream-signing")  # noqa: E731 - resolved per use (rotation)
     prover = Prover(
         minter=IdentityMinter(signer=upstream_key, issuer=cfg.issuer, random_bytes=random_bytes),

@@ -13,6 +13,7 @@ from pathlib import Path
 import aiohttp
 import pytest
 from aiohttp import web
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from yarl import URL
 
 from proxy.proof.errors import ProofError
@@ -235,7 +236,9 @@ async def test_every_forwarded_request_is_signed_and_verifies(env: Env) -> None:
     keys = {}
     for jwk in env.gw.keys.jwks("upstream-signing")["keys"]:
         signer = next(s for s in env.gw.keys.verifiers("upstream-signing") if s.kid == jwk["kid"])
-        keys[jwk["kid"]] = signer.public_key()
+        public = signer.public_key()
+        assert isinstance(public, Ed25519PublicKey)  # upstream-signing stays Ed25519
+        keys[jwk["kid"]] = public
     verifier = MessageVerifier(
         keys=keys,
         label="tokengate",

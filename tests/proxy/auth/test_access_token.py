@@ -6,11 +6,13 @@ import json
 from collections.abc import Mapping
 
 import pytest
+from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from kms_client.keyring import P256_ORDER, SigningAlgorithm
 from kms_client.rng import random_bytes
 from kms_client.signing import KeySigner
 from proxy.auth import jose
@@ -115,11 +117,25 @@ def test_with_a_keyring_signer() -> None:
     assert verifier.verify(token, now=NOW).sub == "alice"
 
 
+def _es() -> LocalSigningKey:
+    return LocalSigningKey.es256(ec.generate_private_key(ec.SECP256R1()))
+
+
+def _es_issuer(ring: Ring) -> AccessTokenIssuer:
+    return AccessTokenIssuer(
+        signer=lambda: ring.primary,
+        issuer=ISS,
+        audience=AUD,
+        random_bytes=random_bytes,
+        algorithm=ES256,
+    )
+
+
 def test_es256_option() -> None:
-    ring = Ring(LocalSigningKey.es256(ec.generate_private_key(ec.SECP256R1())))
-    issuer, default = _pair(ring)
+    ring = Ring(_es())
+    _, default = _pair(ring)
     _, es256 = _pair(ring, algorithms=frozenset({ES256}))
-    token, _ = _issue(issuer)
+    token, _ = _issue(_es_issuer(ring))
     assert es256.verify(token, now=NOW).sub == "alice"
     with pytest.raises(AuthError):
         default.verify(token, now=NOW)  # EdDSA is pinned by default
@@ -309,3 +325,117 @@ def test_any_single_flipped_bit_fails_even_with_the_original_cached(index: int, 
     raw[index] ^= 1 << bit
     with pytest.raises(AuthError):
         _VERIFIER.verify(raw.decode("latin-1"), now=NOW)
+
+
+# ---- the configured algorithm is pinned both ways (no alg confusion) ----
+
+
+def _mixed() -> tuple[Ring, LocalSigningKey, LocalSigningKey]:
+    """A key set holding one EdDSA and one ES256 key (as right after an algorithm switch)."""
+    ed, es = _ed(), _es()
+    ring = Ring(ed)
+    ring.rotate(es)
+    return ring, ed, es
+
+
+def test_eddsa_token_is_refused_when_es256_is_configured() -> None:
+    ring, ed, _ = _mixed()
+    token = jose.sign(_claims_payload(), ed, typ="at+jwt")
+    _, es256_only = _pair(ring, algorithms=frozenset({ES256}))
+    with pytest.raises(AuthError):
+        es256_only.verify(token, now=NOW)
+    _, eddsa_only = _pair(ring)  # the twin: the same token where EdDSA is configured
+    assert eddsa_only.verify(token, now=NOW).sub == "alice"
+
+
+def test_es256_token_is_refused_when_eddsa_is_configured() -> None:
+    ring, _, es = _mixed()
+    token = jose.sign(_claims_payload(), es, typ="at+jwt")
+    _, eddsa_only = _pair(ring)
+    with pytest.raises(AuthError):
+        eddsa_only.verify(token, now=NOW)
+    _, es256_only = _pair(ring, algorithms=frozenset({ES256}))
+    assert es256_only.verify(token, now=NOW).sub == "alice"
+
+
+@pytest.mark.parametrize("alg", ["EdDSA", "ES256", "HS256", "none", "ES384"])
+def test_relabelled_alg_header_is_refused(alg: str) -> None:
+    """An ES256 signature under another alg label never verifies, even with that alg allowed."""
+    ring, _, es = _mixed()
+    token = jose.sign(_claims_payload(), es, typ="at+jwt")
+    header, payload, signature = token.split(".")
+    forged_header = jose.json_object(jose.b64url_decode(header)) | {"alg": alg}
+    forged = ".".join((b64url_encode(jose.json_compact(forged_header)), payload, signature))
+    _, both = _pair(ring, algorithms=frozenset({"EdDSA", ES256}))
+    if alg == ES256:
+        assert both.verify(forged, now=NOW).sub == "alice"  # the unmodified twin
+    else:
+        with pytest.raises(AuthError):
+            both.verify(forged, now=NOW)
+
+
+def test_der_encoded_es256_signature_is_refused_raw_r_s_accepted() -> None:
+    private = ec.generate_private_key(ec.SECP256R1())
+    raw = LocalSigningKey.es256(private)
+    der = LocalSigningKey(
+        raw.kid, ES256, lambda d: private.sign(d, ec.ECDSA(hashes.SHA256())), raw.verification_key
+    )
+    ring = Ring(raw)
+    _, verifier = _pair(ring, algorithms=frozenset({ES256}))
+    good = jose.sign(_claims_payload(), raw, typ="at+jwt")
+    assert verifier.verify(good, now=NOW).sub == "alice"
+    header_payload = good.rsplit(".", 1)[0]
+    der_sig = der.sign(header_payload.encode())
+    with pytest.raises(AuthError):
+        verifier.verify(f"{header_payload}.{b64url_encode(der_sig)}", now=NOW)
+
+
+def test_issuer_refuses_a_key_of_the_other_algorithm_with_503() -> None:
+    ring = Ring(_ed())
+    with pytest.raises(AuthError) as info:
+        _issue(_es_issuer(ring))
+    assert info.value.status == 503
+    ring.rotate(_es())  # the twin: once the primary is ES256 the issuer signs
+    token, _ = _issue(_es_issuer(ring))
+    assert jose.json_object(jose.b64url_decode(token.split(".")[0]))["alg"] == "ES256"
+
+
+def test_keyring_es256_signer_round_trip_with_pinned_verifier() -> None:
+    signer = KeySigner.from_material("session-signing", 2, _scalar(), SigningAlgorithm.ES256)
+    issuer = AccessTokenIssuer(
+        signer=lambda: signer, issuer=ISS, audience=AUD, random_bytes=random_bytes, algorithm=ES256
+    )
+    verifier = AccessTokenVerifier(
+        keys=lambda: {signer.kid: signer.public_key()},
+        issuer=ISS,
+        audience=AUD,
+        algorithms=frozenset({ES256}),
+    )
+    token, _ = _issue(issuer)
+    assert len(jose.b64url_decode(token.split(".")[2])) == 64
+    assert verifier.verify(token, now=NOW).sub == "alice"
+
+
+def _scalar() -> bytes:
+    while True:
+        raw = random_bytes(32)
+        if 0 < int.from_bytes(raw, "big") < P256_ORDER:
+            return raw
+
+
+def _claims_payload() -> dict[str, object]:
+    return {
+        "iss": ISS,
+        "aud": AUD,
+        "sub": "alice",
+        "sid": "s1",
+        "iat": int(NOW),
+        "nbf": int(NOW),
+        "exp": int(NOW) + 300,
+        "jti": "j1",
+        "auth_time": int(NOW),
+        "amr": ["pwd"],
+        "acr": "urn:tokengate:acr:pwd",
+        "roles": [],
+        "tenant": None,
+    }

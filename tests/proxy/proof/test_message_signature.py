@@ -7,7 +7,7 @@ import time
 from collections.abc import Mapping
 
 import pytest
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 from cryptography.hazmat.primitives.serialization import load_pem_private_key
 from http_message_signatures import (
     HTTPMessageSigner,
@@ -310,9 +310,10 @@ def test_with_a_keyring_signer() -> None:
         _view(_forwarded()), now=1000, streamed=False
     )
     view = _view(_forwarded() + list(signed.as_dict().items()))
+    public = key.public_key()
+    assert isinstance(public, Ed25519PublicKey)
     assert (
-        MessageVerifier(keys={key.kid: key.public_key()}).verify(view, now=1000, body=BODY).keyid
-        == key.kid
+        MessageVerifier(keys={key.kid: public}).verify(view, now=1000, body=BODY).keyid == key.kid
     )
 
 
