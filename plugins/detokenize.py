@@ -22,7 +22,8 @@ Rules:
 - every decision is audited (grouped) BEFORE a value leaves the action;
 - null and "" are left as they are and not audited (nothing to reveal);
   integers are read as their decimal text (a numeric token the backend
-  stored as a number).
+  stored as a number; such a token loses leading zeros, so classes whose
+  tokens may travel as JSON numbers should keep leading digits).
 
 Options (YAML)::
 
@@ -46,7 +47,7 @@ from pydantic import BeforeValidator, Field, model_validator
 from plugins.authorize import AllowRule, Condition
 from plugins.base import ActionContext, FieldClass, FieldResult, FieldValue, Scalar
 from plugins.disclosure import Ledger, alert_rate_limited, subject_name
-from plugins.mask import MaskPattern, pattern_for
+from plugins.mask import MaskPattern, PatternOption, pattern_for
 from plugins.options import ClassOption, Duration, StrictOptions, as_text, parse_options
 from plugins.redact import REDACTED
 from vault.api import DetokenizeItem, Refused, Revealed
@@ -72,7 +73,7 @@ class DetokenizeOptions(StrictOptions):
     field_class: ClassOption = Field(alias="class")
     allow: Annotated[list[Condition], BeforeValidator(_as_list)] = Field(min_length=1)
     otherwise: Otherwise | None = None
-    mask: str | None = None
+    mask: PatternOption | None = None
     rate_limit: RateLimitOptions | None = None
 
     @model_validator(mode="after")

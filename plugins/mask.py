@@ -27,9 +27,9 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import ClassVar
+from typing import Annotated, ClassVar
 
-from pydantic import Field, model_validator
+from pydantic import AfterValidator, Field, model_validator
 
 from plugins.base import ActionContext, FieldClass, FieldResult, FieldValue, Scalar
 from plugins.options import NOT_TEXT, ClassOption, StrictOptions, as_text, parse_options
@@ -91,6 +91,15 @@ def _parse(text: str) -> tuple[_Part, ...]:
     return tuple(p for p in parts if p.count or p.literal)
 
 
+def check_pattern(text: str) -> str:
+    """Validate a pattern at load (for options models); the text unchanged."""
+    MaskPattern(text)
+    return text
+
+
+PatternOption = Annotated[str, AfterValidator(check_pattern)]
+
+
 def pattern_for(explicit: str | None, cls: FieldClass | None) -> MaskPattern | None:
     """The rule's pattern, else its class's mask, else None."""
     text = explicit if explicit is not None else (cls.mask if cls is not None else None)
@@ -101,7 +110,7 @@ class MaskOptions(StrictOptions):
     """Options of ``mask``."""
 
     field_class: ClassOption | None = Field(default=None, alias="class")
-    pattern: str | None = None
+    pattern: PatternOption | None = None
 
     @model_validator(mode="after")
     def _has_pattern(self) -> MaskOptions:

@@ -38,7 +38,8 @@ SSN = FieldClass(
     ClassSpec("ssn", TokenFormat(kind=FormatKind.SSN, keep_last=0)), mask="***-**-{last4}"
 )
 CARD = FieldClass(
-    ClassSpec("card_number", TokenFormat(kind=FormatKind.PAN)), mask="{first6}******{last4}"
+    ClassSpec("card_number", TokenFormat(kind=FormatKind.PAN, keep_first=6, keep_last=4)),
+    mask="{first6}******{last4}",
 )
 EMAIL = FieldClass(ClassSpec("email", TokenFormat(prefix="em")))  # opaque, no mask
 
