@@ -119,7 +119,8 @@ def _step_text(step: Step) -> str:
         case Wildcard():
             return "[*]"
         case Descend(name):
-            return "." + _member_text(name)
+            text = _member_text(name)
+            return "." + text if text.startswith(".") else ".." + text
 
 
 def path_text(path: JsonPath) -> str:
