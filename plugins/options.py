@@ -2,7 +2,7 @@
 
 Options are validated once, in ``configure`` (at policy load). Every model
 forbids unknown keys, so a typo in a security rule is an error, not a line
-silently ignored. Errors become one short ``ValueError`` naming the action
+silently ignored, and types are strict (``"yes"`` is not ``true``). Errors become one short ``ValueError`` naming the action
 and the option, never the option's value (it might be a secret-looking
 replacement or a claim value).
 
@@ -47,7 +47,11 @@ class StrictOptions(BaseModel):
     """Base of every options model: unknown keys refused, immutable, FieldClass allowed."""
 
     model_config = ConfigDict(
-        extra="forbid", frozen=True, arbitrary_types_allowed=True, populate_by_name=True
+        extra="forbid",
+        frozen=True,
+        strict=True,
+        arbitrary_types_allowed=True,
+        populate_by_name=True,
     )
 
 
