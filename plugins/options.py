@@ -2,9 +2,9 @@
 
 Options are validated once, in ``configure`` (at policy load). Every model
 forbids unknown keys, so a typo in a security rule is an error, not a line
-silently ignored, and types are strict (``"yes"`` is not ``true``). Errors become one short ``ValueError`` naming the action
-and the option, never the option's value (it might be a secret-looking
-replacement or a claim value).
+silently ignored, and types are strict (``"yes"`` is not ``true``). Errors
+become one short ``ValueError`` naming the action and the option, never the
+option's value (it might be a secret-looking replacement or a claim value).
 
 Durations accept ``250ms``, ``5s``, ``15m``, ``1h``, ``1d`` or a number of
 seconds: the same forms as the policy's, parsed here because plugins must
