@@ -13,7 +13,7 @@ from importlib import resources
 
 from aiohttp import web
 
-from proxy.authn import mfa_routes, oidc_routes
+from proxy.authn import mfa_page, mfa_routes, oidc_routes
 from proxy.authn.gate import Gate
 from proxy.authn.http import check_csrf, clear_session_cookies
 from proxy.errors import ProxyError
@@ -54,6 +54,7 @@ ROUTES: list[tuple[str, str, Handler]] = [
     ("GET", "/.tokengate/dpop.js", dpop_js),
     ("POST", "/.tokengate/logout", logout),
     *mfa_routes.ROUTES,
+    *mfa_page.ROUTES,
     *oidc_routes.ROUTES,
 ]
 _TABLE: dict[tuple[str, str], Handler] = {(m, p): h for m, p, h in ROUTES}

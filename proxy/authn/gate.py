@@ -2,7 +2,8 @@
 
 The result is the :class:`~proxy.authn.exchange.SessionExchange` that signs
 the forwarded request and applies session side effects to the response, or
-an early response (a redirect for browser navigations without a session).
+an early response (a redirect for browser navigations: to the login page
+without a session, to the MFA page when the session lacks MFA or freshness).
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from proxy.authn.http import (
     is_navigation,
     login_redirect,
     own_origin,
+    step_up_redirect,
 )
 from proxy.authn.service import SessionService
 from proxy.errors import ProxyError
@@ -140,7 +142,7 @@ class Gate:
                 acr=",".join(e.acr_values)[:64],
             )
             if is_navigation(request):
-                return login_redirect(request, service.config)
+                return step_up_redirect(request, service.config)
             raise ProxyError(
                 "insufficient_user_authentication", headers={"WWW-Authenticate": e.challenge()}
             ) from e

@@ -9,7 +9,8 @@ Rules:
   ``Sec-Fetch-Site``) or a configured allowed origin: CSRF is refused with 403.
 - Route rules: no session -> 401 (browser navigations are redirected to the
   login page); missing role or claim -> 403; MFA, acr or freshness missing ->
-  401 with the RFC 9470 step-up challenge.
+  401 with the RFC 9470 step-up challenge (browser navigations are
+  redirected to the MFA page, ``sessions.mfa.page``).
 """
 
 from __future__ import annotations
@@ -86,7 +87,21 @@ def is_navigation(request: web.Request) -> bool:
 
 def login_redirect(request: web.Request, config: SessionsConfig) -> web.Response:
     """303 to the login page, remembering where the user was going (same-origin path only)."""
-    target = f"{config.login_page}?return_to={quote(request.path_qs, safe='')}"
+    return login_redirect_to(request.path_qs, config)
+
+
+def login_redirect_to(return_to: str, config: SessionsConfig) -> web.Response:
+    """303 to the login page with ``return_to`` (a same-origin path the caller checked)."""
+    return _see_other(config.login_page, return_to)
+
+
+def step_up_redirect(request: web.Request, config: SessionsConfig) -> web.Response:
+    """303 to the MFA page (``sessions.mfa.page``), remembering where the user was going."""
+    return _see_other(config.mfa.page, request.path_qs)
+
+
+def _see_other(page: str, return_to: str) -> web.Response:
+    target = f"{page}?return_to={quote(return_to, safe='')}"
     return web.Response(status=303, headers={"Location": target, "Cache-Control": "no-store"})
 
 

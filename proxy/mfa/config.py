@@ -1,4 +1,4 @@
-"""The ``mfa:`` section of gateway.yaml: store, TOTP parameters, lockout, WebAuthn party."""
+"""The ``mfa:`` section of gateway.yaml: store, TOTP parameters, lockout, WebAuthn party, page."""
 
 from __future__ import annotations
 
@@ -69,11 +69,23 @@ class MfaConfig(StrictModel):
     acr_hwk: str = Field("mfa", description="acr after a WebAuthn pass (e.g. 'phr')")
     acr_recovery: str = Field("mfa", description="acr after a recovery code pass")
     webauthn: WebAuthnConfig | None = Field(None, description="enable WebAuthn keys")
+    page: str = Field(
+        "/.tokengate/mfa/step-up",
+        description="where browser navigations lacking MFA or a fresh login are sent"
+        " (a same-origin path; default: the gateway's built-in page)",
+    )
 
     @model_validator(mode="after")
     def _issuer(self) -> MfaConfig:
         if not self.issuer or ":" in self.issuer or not self.issuer.isprintable():
             raise ValueError("issuer must be non-empty printable text without ':'")
+        return self
+
+    @model_validator(mode="after")
+    def _page(self) -> MfaConfig:
+        page = self.page
+        if not page.startswith("/") or page.startswith("//") or "\\" in page or "?" in page:
+            raise ValueError("page must be a same-origin path like /mfa (no host, no query)")
         return self
 
     def totp_params(self) -> TotpParams:
