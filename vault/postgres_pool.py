@@ -1,9 +1,10 @@
 """A small pool of autocommit psycopg connections for :class:`vault.postgres_store.PostgresVault`.
 
 At most ``size`` connections, opened lazily, each with a libpq connect timeout
-and a server-side ``statement_timeout``. A connection goes back to the pool
-only after a clean use; one that failed or was interrupted (a timeout
-cancels the task) is closed, so a broken socket never serves a second call.
+and a server-side ``statement_timeout`` (added to any ``options`` the DSN
+gives). A connection goes back to the pool only after a clean use; one that
+failed or was interrupted (a timeout cancels the task) is closed, so a broken
+socket never serves a second call.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 import psycopg
+from psycopg.conninfo import conninfo_to_dict
 from psycopg.pq import TransactionStatus
 
 type Row = tuple[object, ...]
@@ -52,11 +54,12 @@ class PgPool:
 
     async def _connect(self) -> Connection:
         ms = int(self._timeout * 1000)
+        given = str(conninfo_to_dict(self._conninfo).get("options") or "")
         return await psycopg.AsyncConnection.connect(
             self._conninfo,
             autocommit=True,
             connect_timeout=max(2, math.ceil(self._timeout)),
-            options=f"-c statement_timeout={ms} -c lock_timeout={ms}",
+            options=f"{given} -c statement_timeout={ms} -c lock_timeout={ms}".strip(),
         )
 
 

@@ -35,7 +35,7 @@ from psycopg import sql
 from vault.errors import VaultConfigError, VaultUnavailable
 from vault.postgres_pool import Connection, PgPool, Row
 from vault.store import Durability, StoredRecord
-from vault.store_blob import first_occurrences, is_live
+from vault.store_blob import check_rewrap, first_occurrences, is_live
 
 _CREATE: Final = """
 CREATE SCHEMA IF NOT EXISTS {s};
@@ -161,8 +161,7 @@ class PostgresVault:
 
     async def replace_outer(self, old: StoredRecord, new: StoredRecord) -> bool:
         """One conditional UPDATE; True if the row still equalled ``old``."""
-        if new.id != old.id:
-            raise ValueError("vault: replace_outer needs the same id")
+        check_rewrap(old, new)
         params = {
             "new_version": new.key_version,
             "new_outer": new.outer,

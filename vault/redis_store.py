@@ -36,7 +36,7 @@ from vault import redis_scripts as lua
 from vault.errors import VaultUnavailable
 from vault.redis_uri import RedisTarget, connect
 from vault.store import Durability, StoredRecord
-from vault.store_blob import first_occurrences, is_live, pack, unpack
+from vault.store_blob import check_rewrap, first_occurrences, is_live, pack, unpack
 
 DEFAULT_PREFIX: Final = "tokengate:vault:"
 _RECHECK: Final = 30.0  # seconds between replication checks
@@ -163,8 +163,7 @@ class RedisVault:
 
     async def replace_outer(self, old: StoredRecord, new: StoredRecord) -> bool:
         """Compare-and-set in one script (TTL kept); then WAIT when replicated."""
-        if new.id != old.id:
-            raise ValueError("vault: replace_outer needs the same id")
+        check_rewrap(old, new)
         if not is_live(old.expires, self._now()):
             return False
         swapped = StoredRecord(old.id, new.key_version, new.outer, old.meta, old.expires)

@@ -36,7 +36,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 from vault.errors import VaultConfigError, VaultUnavailable
 from vault.s3_uri import S3Target, make_client
 from vault.store import Durability, StoredRecord
-from vault.store_blob import first_occurrences, is_live, pack, unpack
+from vault.store_blob import check_rewrap, first_occurrences, is_live, pack, unpack
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
@@ -145,8 +145,7 @@ class S3Vault:
 
     async def replace_outer(self, old: StoredRecord, new: StoredRecord) -> bool:
         """Compare the object with ``old``, then PutObject with ``If-Match`` on its ETag."""
-        if new.id != old.id:
-            raise ValueError("vault: replace_outer needs the same id")
+        check_rewrap(old, new)
         if not is_live(old.expires, self._now()):
             return False
         swapped = StoredRecord(old.id, new.key_version, new.outer, old.meta, old.expires)

@@ -28,7 +28,7 @@ from typing import Final
 
 from vault.errors import VaultConfigError, VaultUnavailable
 from vault.store import Durability, StoredRecord
-from vault.store_blob import first_occurrences, is_live
+from vault.store_blob import check_rewrap, first_occurrences, is_live
 
 SCHEMA_VERSION: Final = 1
 _DDL: Final = """
@@ -195,8 +195,7 @@ class SqliteVault:
 
     async def replace_outer(self, old: StoredRecord, new: StoredRecord) -> bool:
         """One conditional UPDATE: swap key_version/outer iff the row still equals ``old``."""
-        if new.id != old.id:
-            raise ValueError("vault: replace_outer needs the same id")
+        check_rewrap(old, new)
         now = self._now()
 
         def _replace(conn: sqlite3.Connection) -> bool:

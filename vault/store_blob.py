@@ -54,6 +54,12 @@ def is_live(expires: int | None, now: float) -> bool:
     return expires is None or expires > now
 
 
+def check_rewrap(old: StoredRecord, new: StoredRecord) -> None:
+    """``replace_outer`` may change key_version and outer only; ValueError otherwise."""
+    if (new.id, new.meta, new.expires) != (old.id, old.meta, old.expires):
+        raise ValueError("vault: replace_outer may change key_version and outer only")
+
+
 def first_occurrences(records: list[StoredRecord]) -> dict[bytes, int]:
     """Index of the first record of each id: later duplicates in one batch are not inserted."""
     first: dict[bytes, int] = {}
