@@ -1,0 +1,1 @@
+"""Example third-party tokengate plugin: ``upper`` action, ``business_hours`` authorizer."""
