@@ -254,6 +254,18 @@ async def test_tampered_records_are_refused(vault: Vault, store: CountingStore) 
     assert r.reason == "refused"
 
 
+@pytest.mark.parametrize("spec", [EMAIL, PAN], ids=["token-secret", "carried-key"])
+async def test_records_swapped_between_ids_are_refused(
+    vault: Vault, store: CountingStore, spec: ClassSpec
+) -> None:
+    tokens = await vault.tokenize(items({spec: ALL[spec]}) * 2)
+    a, b = store._records.values()
+    store._records[a.id] = dataclasses.replace(b, id=a.id)
+    store._records[b.id] = dataclasses.replace(a, id=b.id)
+    out = await vault.detokenize([DetokenizeItem(str(t), spec) for t in tokens])
+    assert [r.reason for r in out if isinstance(r, Refused)] == ["refused", "refused"]
+
+
 async def test_ttl_records_expire(vault: Vault, clock: Clock) -> None:
     spec = ClassSpec("otp", ttl=60)
     (token,) = await vault.tokenize([TokenizeItem("123456", spec, "a", "t")])
