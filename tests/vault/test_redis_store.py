@@ -1,0 +1,223 @@
+"""RedisVault against real redis-server processes: private ones to freeze, kill and replicate."""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import redis
+
+from tests.conftest import free_port
+from tests.proxy.sessions.servers import Group, RedisProcess, info, start, wait_until
+from tests.vault.store_contract import rec
+from vault.errors import VaultConfigError, VaultUnavailable
+from vault.redis_store import RedisVault
+from vault.redis_uri import parse_redis_uri
+
+DURABLE = ("--appendonly", "yes", "--appendfsync", "always")
+
+
+def vault_for(
+    server: RedisProcess, *, timeout: float = 5.0, replica_wait_timeout: float = 1.0
+) -> RedisVault:
+    target = parse_redis_uri(f"redis://127.0.0.1:{server.port}/0")
+    return RedisVault(
+        target, prefix="t:", timeout=timeout, replica_wait_timeout=replica_wait_timeout
+    )
+
+
+@pytest.fixture
+def group() -> Iterator[Group]:
+    servers = Group()
+    yield servers
+    for s in servers.servers:
+        if s.proc.poll() is None:
+            os.kill(s.proc.pid, signal.SIGCONT)
+    servers.stop()
+
+
+async def test_a_frozen_server_fails_closed_within_the_timeout(
+    tmp_path: Path, group: Group
+) -> None:
+    server = start(tmp_path, free_port(), *DURABLE)
+    group.servers.append(server)
+    store = vault_for(server, timeout=0.5, replica_wait_timeout=0.1)
+    await store.open()
+    before = [rec(n) for n in range(10)]
+    assert await store.put_new(before) == [True] * 10
+    os.kill(server.proc.pid, signal.SIGSTOP)
+    batch = [rec(n) for n in range(100, 150)]
+    started = time.monotonic()
+    with pytest.raises(VaultUnavailable, match="put_new failed"):
+        await store.put_new(batch)
+    assert time.monotonic() - started < 2.5
+    with pytest.raises(VaultUnavailable):
+        await store.get_many([before[0].id])
+    os.kill(server.proc.pid, signal.SIGCONT)
+    # The store recovers by itself, and the batch it gave up on is all there or not at all.
+    found = await store.get_many([r.id for r in batch])
+    assert len(found) in (0, len(batch))
+    assert len(await store.get_many([r.id for r in before])) == 10
+    await store.close()
+
+
+async def test_a_killed_server_fails_closed_and_committed_records_survive(
+    tmp_path: Path, group: Group
+) -> None:
+    port = free_port()
+    server = start(tmp_path, port, *DURABLE)
+    group.servers.append(server)
+    store = vault_for(server, timeout=1.0, replica_wait_timeout=0.1)
+    await store.open()
+    committed = [rec(n) for n in range(20)]
+    assert await store.put_new(committed) == [True] * 20
+    server.proc.send_signal(signal.SIGKILL)
+    server.proc.wait(10)
+    started = time.monotonic()
+    with pytest.raises(VaultUnavailable, match="put_new failed"):
+        await store.put_new([rec(100)])
+    with pytest.raises(VaultUnavailable, match="get_many failed"):
+        await store.get_many([committed[0].id])
+    assert time.monotonic() - started < 3.0
+    restarted = start(tmp_path, port, *DURABLE)  # same directory: replays the AOF
+    group.servers.append(restarted)
+    found = await store.get_many([r.id for r in committed] + [rec(100).id])
+    assert found == {r.id: r for r in committed}
+    await store.close()
+
+
+async def test_writes_wait_for_a_replica_and_fail_closed_without_one(
+    tmp_path: Path, group: Group
+) -> None:
+    master = start(tmp_path / "m", free_port(), "--repl-diskless-sync-delay", "0")
+    group.servers.append(master)
+    replica = start(tmp_path / "r", free_port(), "--replicaof", "127.0.0.1", str(master.port))
+    group.servers.append(replica)
+    wait_until(lambda: info(master, "replication").get("connected_slaves") == 1, what="replica")
+    store = vault_for(master, timeout=2.0, replica_wait_timeout=0.3)
+    await store.open()
+    assert store.waits_for_replica
+    batch = [rec(n) for n in range(50)]
+    assert await store.put_new(batch) == [True] * 50
+    with replica.client() as c:  # acknowledged: the replica holds every record already
+        assert c.exists(*(f"t:r:{r.id.hex()}" for r in batch)) == 50
+    replica.stop()
+    started = time.monotonic()
+    with pytest.raises(VaultUnavailable, match="no replica acknowledged"):
+        await store.put_new([rec(99)])
+    elapsed = time.monotonic() - started
+    assert 0.25 < elapsed < 2.0  # waited for WAIT's timeout, not for the client's
+    with pytest.raises(VaultUnavailable, match="no replica acknowledged"):
+        await store.delete_many([batch[0].id])
+    await store.close()
+
+
+async def test_without_replicas_writes_do_not_wait(tmp_path: Path, group: Group) -> None:
+    server = start(tmp_path, free_port())
+    group.servers.append(server)
+    store = vault_for(server, timeout=2.0, replica_wait_timeout=1.0)
+    await store.open()
+    assert not store.waits_for_replica
+    started = time.monotonic()
+    assert await store.put_new([rec(1)]) == [True]
+    assert time.monotonic() - started < 0.5
+    await store.close()
+
+
+@pytest.mark.parametrize(
+    ("args", "durable", "detail"),
+    [
+        ((), False, "appendonly is off"),
+        (("--appendonly", "yes", "--appendfsync", "everysec"), False, "everysec, not always"),
+        (DURABLE, True, "appendfsync always"),
+        (("--rename-command", "CONFIG", '""'), False, "durability is unknown"),
+    ],
+)
+async def test_durability_reads_the_server_config(
+    tmp_path: Path, group: Group, args: tuple[str, ...], durable: bool, detail: str
+) -> None:
+    server = start(tmp_path, free_port(), *args)
+    group.servers.append(server)
+    store = vault_for(server)
+    await store.open()
+    report = await store.durability()
+    assert report.durable is durable
+    assert detail in report.detail
+    await store.close()
+
+
+async def test_prefixes_keep_stores_apart(redis_url: str, redis_cleanup: str) -> None:
+    target = parse_redis_uri(redis_url)
+    one = RedisVault(target, prefix=redis_cleanup + "one:")
+    two = RedisVault(target, prefix=redis_cleanup + "two:")
+    await one.open()
+    await two.open()
+    assert await one.put_new([rec(1)]) == [True]
+    assert await two.put_new([rec(1)]) == [True]
+    assert await two.get_many([rec(2).id]) == {}
+    assert await one.delete_many([rec(1).id]) == 1
+    assert set(await two.get_many([rec(1).id])) == {rec(1).id}
+    await one.close()
+    await two.close()
+
+
+async def test_scan_forgets_ids_whose_key_is_gone(redis_url: str, redis_cleanup: str) -> None:
+    store = RedisVault(parse_redis_uri(redis_url), prefix=redis_cleanup)
+    await store.open()
+    await store.put_new([rec(n) for n in range(1, 6)])
+    with redis.Redis.from_url(redis_url) as raw:
+        raw.delete(f"{redis_cleanup}r:{rec(2).id.hex()}")  # as if PX expiry purged it
+        assert [r.id for r in await store.scan(after=None, limit=3)] == [
+            rec(n).id for n in (1, 3, 4)
+        ]
+        assert raw.zcard(f"{redis_cleanup}ids") == 4
+    await store.close()
+
+
+async def test_a_malformed_value_fails_closed(redis_url: str, redis_cleanup: str) -> None:
+    store = RedisVault(parse_redis_uri(redis_url), prefix=redis_cleanup)
+    await store.open()
+    with redis.Redis.from_url(redis_url) as raw:
+        raw.set(f"{redis_cleanup}r:{rec(1).id.hex()}", b"not a record")
+    with pytest.raises(VaultUnavailable, match="malformed"):
+        await store.get_many([rec(1).id])
+    await store.close()
+
+
+async def test_an_unreachable_server_fails_closed_at_open() -> None:
+    store = RedisVault(parse_redis_uri(f"redis://127.0.0.1:{free_port()}/0"), timeout=0.5)
+    with pytest.raises(VaultUnavailable, match="replication check failed"):
+        await store.open()
+    await store.close()
+
+
+def test_uri_parsing_keeps_tls_options_and_hides_the_password() -> None:
+    target = parse_redis_uri(
+        "rediss://app:s3cret@redis.internal:6380/2?ssl_ca_certs=/ca.pem&ssl_certfile=/c.pem"
+        "&ssl_keyfile=/k.pem"
+    )
+    assert (target.host, target.port, target.db, target.tls) == ("redis.internal", 6380, 2, True)
+    assert dict(target.tls_files)["ssl_ca_certs"] == "/ca.pem"
+    assert target.password == "s3cret"
+    assert "s3cret" not in repr(target)
+    assert "s3cret" not in target.description
+
+
+@pytest.mark.parametrize(
+    ("uri", "problem"),
+    [
+        ("redis://127.0.0.1:6379/0?ssl_ca_certs=/ca.pem", "TLS options need rediss"),
+        ("rediss://h:6379/0?timeout=1", "unknown redis option"),
+        ("redis://:6379/0", "needs a host"),
+        ("redis://h:6379/zero", "database number"),
+        ("redis://h:port/0", "port is not a number"),
+        ("memcached://h", "unknown redis scheme"),
+    ],
+)
+def test_bad_uris_are_refused(uri: str, problem: str) -> None:
+    with pytest.raises(VaultConfigError, match=problem):
+        parse_redis_uri(uri)
