@@ -70,7 +70,7 @@ def _checked(kind: str, cls: type, methods: tuple[str, ...], async_methods: tupl
     """The class's ``name``; raises when the class does not have the interface."""
     name = getattr(cls, "name", None)
     if not inspect.isclass(cls) or not isinstance(name, str) or not name:
-        raise PluginLoadError(f"plugins: {_qual(cls)} is not a {kind} class with a 'name'")
+        raise PluginLoadError(f"plugins: {_qual(cls)} is not a valid {kind} class (no 'name')")
     for method in (*methods, *async_methods):
         if not callable(getattr(cls, method, None)):
             raise PluginLoadError(f"plugins: {kind} '{name}' has no '{method}' method")
@@ -86,7 +86,7 @@ def _load(kind: str, ep: EntryPoint) -> type:
     except Exception as e:
         raise PluginLoadError(f"plugins: {_source(ep)} cannot be loaded: {type(e).__name__}") from e
     if not inspect.isclass(loaded):
-        raise PluginLoadError(f"plugins: {_source(ep)} is not a {kind} class")
+        raise PluginLoadError(f"plugins: {_source(ep)} does not load a class")
     return loaded
 
 
