@@ -43,7 +43,6 @@ type Rng = Callable[[int], bytes]
 
 @dataclass(frozen=True, slots=True)
 class _Layout:
-    text: str  # the value, separators included
     positions: tuple[int, ...]  # string index of every digit
     free: tuple[int, ...]  # digit indices that are neither kept nor markers
     markers: dict[int, str]  # digit index -> forced digit (ssn)
@@ -136,7 +135,7 @@ def _layout(value: str, fmt: TokenFormat) -> _Layout | None:
     free = tuple(i for i in range(n) if i not in kept)
     if len(free) < MIN_RANDOM_DIGITS:
         return None
-    return _Layout(value, positions, free, markers)
+    return _Layout(positions, free, markers)
 
 
 def _shape(text: str, fmt: TokenFormat) -> tuple[int, ...] | None:
