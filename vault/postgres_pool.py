@@ -3,15 +3,23 @@
 At most ``size`` connections, opened lazily, each with a libpq connect timeout
 and a server-side ``statement_timeout`` (added to any ``options`` the DSN
 gives). A connection goes back to the pool only after a clean use; one that
-failed or was interrupted (a timeout cancels the task) is closed, so a broken
-socket never serves a second call.
+failed or was interrupted is closed, so a broken socket never serves a second
+call.
+
+Timeouts: psycopg answers a cancelled query by asking the server to cancel it
+and waiting up to seconds for that, which against a frozen server would hold
+the caller far beyond its timeout. So :meth:`PgPool.run` runs each call in its
+own task and, on timeout, fails the caller at once and leaves the task to
+finish its cleanup in the background (kept referenced, cancelled again on
+close).
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import math
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 
 import psycopg
@@ -30,10 +38,48 @@ class PgPool:
         self._timeout = timeout
         self._slots = asyncio.Semaphore(size)
         self._idle: list[Connection] = []
+        self._abandoned: set[asyncio.Task[object]] = set()
+
+    async def run[T](self, op: Callable[[Connection], Awaitable[T]], *, name: str) -> T:
+        """``op`` on a pooled connection; TimeoutError after ``timeout`` without waiting on."""
+
+        async def _op() -> T:
+            async with self._connection() as conn:
+                return await op(conn)
+
+        task = asyncio.create_task(_op(), name=f"tg-vault-pg-{name}")
+        try:
+            done, _ = await asyncio.wait({task}, timeout=self._timeout)
+        except asyncio.CancelledError:
+            self._abandon(task)
+            raise
+        if not done:
+            self._abandon(task)
+            raise TimeoutError
+        return task.result()
+
+    async def close(self) -> None:
+        """Close every idle connection; interrupt abandoned calls (bounded wait)."""
+        for task in list(self._abandoned):
+            task.cancel()  # a second cancel makes psycopg drop the connection at once
+        if self._abandoned:
+            await asyncio.wait(self._abandoned, timeout=self._timeout)
+        idle, self._idle = self._idle, []
+        for conn in idle:
+            await conn.close()
+
+    def _abandon(self, task: asyncio.Task[object]) -> None:
+        task.cancel()
+        self._abandoned.add(task)
+        task.add_done_callback(self._forget)
+
+    def _forget(self, task: asyncio.Task[object]) -> None:
+        self._abandoned.discard(task)
+        if not task.cancelled():
+            task.exception()  # retrieved: the caller already failed closed
 
     @asynccontextmanager
-    async def connection(self) -> AsyncIterator[Connection]:
-        """A connection for one call; closed instead of reused if the call did not finish."""
+    async def _connection(self) -> AsyncIterator[Connection]:
         async with self._slots:
             conn = self._idle.pop() if self._idle else await self._connect()
             clean = False
@@ -44,13 +90,8 @@ class PgPool:
                 if clean and not conn.closed and _idle(conn):
                     self._idle.append(conn)
                 else:
-                    await conn.close()
-
-    async def close(self) -> None:
-        """Close every idle connection."""
-        idle, self._idle = self._idle, []
-        for conn in idle:
-            await conn.close()
+                    with contextlib.suppress(psycopg.Error):
+                        await conn.close()
 
     async def _connect(self) -> Connection:
         ms = int(self._timeout * 1000)

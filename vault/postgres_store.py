@@ -22,10 +22,8 @@ Rules:
 
 from __future__ import annotations
 
-import asyncio
 import time
-from collections.abc import AsyncIterator, Callable, Sequence
-from contextlib import asynccontextmanager
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Final
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
@@ -112,9 +110,14 @@ class PostgresVault:
 
     async def open(self) -> None:
         """Connect once and create the schema and table if absent."""
-        async with self._conn("open") as conn, conn.transaction():
-            await conn.execute("SELECT pg_advisory_xact_lock(hashtext('tokengate_vault_table'))")
-            await conn.execute(sql.SQL(_CREATE).format(s=self._schema, t=self._table))
+        create = sql.SQL(_CREATE).format(s=self._schema, t=self._table)
+
+        async def _create(conn: Connection) -> None:
+            async with conn.transaction():
+                await conn.execute("SELECT pg_advisory_xact_lock(hashtext('tokengate_vault'))")
+                await conn.execute(create)
+
+        await self._run("open", _create)
 
     async def close(self) -> None:
         """Close pooled connections; idempotent."""
@@ -171,15 +174,21 @@ class PostgresVault:
             "meta": old.meta,
             "now": self._now(),
         }
-        async with self._conn("replace_outer") as conn:
-            cur = await conn.execute(sql.SQL(_REPLACE).format(t=self._table), params)
-            return cur.rowcount == 1
+        query = sql.SQL(_REPLACE).format(t=self._table)
+
+        async def _replace(conn: Connection) -> bool:
+            return (await conn.execute(query, params)).rowcount == 1
+
+        return await self._run("replace_outer", _replace)
 
     async def durability(self) -> Durability:
         """Not durable when the server runs with fsync or synchronous_commit off."""
         query = "SELECT current_setting('fsync'), current_setting('synchronous_commit')"
-        async with self._conn("durability") as conn:
-            row = await (await conn.execute(query)).fetchone()
+
+        async def _settings(conn: Connection) -> Row | None:
+            return await (await conn.execute(query)).fetchone()
+
+        row = await self._run("durability", _settings)
         fsync, commit = (str(v) for v in row or ("", ""))
         if fsync != "on":
             return Durability(False, "postgresql: fsync is off")
@@ -188,16 +197,17 @@ class PostgresVault:
         return Durability(True, f"postgresql: fsync on, synchronous_commit {commit}")
 
     async def _fetch(self, what: str, query: str, params: dict[str, object]) -> list[Row]:
-        async with self._conn(what) as conn:
-            cur = await conn.execute(sql.SQL(query).format(t=self._table), params)
-            return await cur.fetchall()
+        statement = sql.SQL(query).format(t=self._table)
 
-    @asynccontextmanager
-    async def _conn(self, what: str) -> AsyncIterator[Connection]:
-        """A pooled connection; any failure or timeout becomes VaultUnavailable."""
+        async def _rows(conn: Connection) -> list[Row]:
+            return await (await conn.execute(statement, params)).fetchall()
+
+        return await self._run(what, _rows)
+
+    async def _run[T](self, what: str, op: Callable[[Connection], Awaitable[T]]) -> T:
+        """``op`` on a pooled connection; any failure or timeout becomes VaultUnavailable."""
         try:
-            async with asyncio.timeout(self._timeout), self._pool.connection() as conn:
-                yield conn
+            return await self._pool.run(op, name=what)
         except TimeoutError:
             raise VaultUnavailable(f"vault: postgresql: {what} timed out") from None
         except psycopg.Error as e:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import getpass
 import glob
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -82,9 +83,14 @@ def pg_bin(name: str) -> str:
     return found[-1]
 
 
+def pg_user() -> str | None:
+    """PostgreSQL refuses to run as root: then the cluster runs as ``postgres``."""
+    return "postgres" if os.geteuid() == 0 else None
+
+
 @dataclass
 class Postgres:
-    """A private PostgreSQL cluster run as the current user."""
+    """A private PostgreSQL cluster run as the current user (``postgres`` under root)."""
 
     port: int
     data: Path
@@ -92,7 +98,7 @@ class Postgres:
 
     @property
     def url(self) -> str:
-        return f"postgresql://{getpass.getuser()}@127.0.0.1:{self.port}/postgres"
+        return f"postgresql://{pg_user() or getpass.getuser()}@127.0.0.1:{self.port}/postgres"
 
     def pids(self) -> list[int]:
         """The postmaster and its children (to freeze them all)."""
@@ -121,12 +127,22 @@ class Postgres:
 
 
 def init_postgres(data: Path) -> None:
-    """``initdb`` a cluster in ``data`` (trust auth on the local host only)."""
+    """``initdb`` a cluster in ``data`` (trust auth on the local host only).
+
+    ``data``'s parent must be reachable by :func:`pg_user` (not a 0700 pytest dir under root).
+    """
+    user = pg_user()
+    data.mkdir(mode=0o700)
+    if user is not None:
+        shutil.chown(data.parent, user)
+        shutil.chown(data, user)
     subprocess.run(
-        [pg_bin("initdb"), "-D", str(data), "-A", "trust", "-U", getpass.getuser(), "--no-sync"],
+        [pg_bin("initdb"), "-D", str(data), "-A", "trust", "-U", user or getpass.getuser(),
+         "--no-sync"],
         check=True,
         capture_output=True,
-    )
+        user=user,
+    )  # fmt: skip
 
 
 def start_postgres(data: Path, port: int | None = None) -> Postgres:
@@ -138,7 +154,9 @@ def start_postgres(data: Path, port: int | None = None) -> Postgres:
          "-k", str(data), "-c", "fsync=on", "-c", "max_connections=20"],
         stdout=log,
         stderr=subprocess.STDOUT,
+        user=pg_user(),
     )  # fmt: skip
+    log.close()
     server = Postgres(port, data, proc)
 
     def _ready() -> bool:
