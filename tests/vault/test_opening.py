@@ -105,7 +105,7 @@ def durable_redis(tmp_path: Path) -> Iterator[RedisProcess]:
 
 async def test_a_volatile_redis_is_refused(volatile_redis: RedisProcess, tmp_path: Path) -> None:
     config = VaultConfig(url=f"redis://127.0.0.1:{volatile_redis.port}/0")
-    with pytest.raises(VaultConfigError, match="appendonly is off.*accept_volatile"):
+    with pytest.raises(VaultConfigError, match=r"appendonly is off.*accept_volatile"):
         await open_store(config, data_dir=tmp_path)
 
 
