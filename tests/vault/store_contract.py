@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import os
 
+import pytest
+
 from tests.vault.conftest import Clock
 from vault.store import StoredRecord, VaultStore
 
@@ -128,6 +130,19 @@ async def replace_outer_refuses_an_expired_record(store: VaultStore, clock: Cloc
     assert await store.replace_outer(old, new) is False
 
 
+async def replace_outer_may_change_only_version_and_outer(store: VaultStore, clock: Clock) -> None:
+    old = rec(6)
+    await store.put_new([old])
+    for bad in (
+        StoredRecord(old.id, 2, b"x", b"other meta", old.expires),
+        StoredRecord(old.id, 2, b"x", old.meta, 12345),
+        StoredRecord(rec(7).id, 2, b"x", old.meta, old.expires),
+    ):
+        with pytest.raises(ValueError, match="key_version and outer only"):
+            await store.replace_outer(old, bad)
+    assert (await store.get_many([old.id]))[old.id] == old
+
+
 async def large_batches_go_in_one_call(store: VaultStore, clock: Clock) -> None:
     # S3 cannot batch: one request per record (about 8 ms each on moto_server), so it
     # gets 10 x its default concurrency of 16 rather than 1000 to keep the suite fast.
@@ -165,6 +180,7 @@ CHECKS = (
     scan_walks_ids_in_order_with_paging,
     replace_outer_is_compare_and_set,
     replace_outer_refuses_an_expired_record,
+    replace_outer_may_change_only_version_and_outer,
     large_batches_go_in_one_call,
     binary_parts_survive_exactly,
     durability_answers,
