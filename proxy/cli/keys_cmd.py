@@ -6,6 +6,11 @@ acts, and records the act in the audit log under ``--actor``. Running
 gateways pick the change up within ``keys.refresh_interval``. Destructive
 commands say what they affect and ask for confirmation (``--yes`` skips).
 Output names purposes, versions, states and key ids, never key material.
+
+``rewrap`` also moves vault records (source ``vault``: the store of
+gateway.yaml's ``vault:`` section, opened for the run and closed after) to the
+primary tokenize version; ``revoke`` and ``destroy`` count the vault records a
+tokenize version still protects before asking.
 """
 
 from __future__ import annotations
@@ -15,7 +20,7 @@ import getpass
 import json
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import click
@@ -28,8 +33,15 @@ from kms_client.manager import KeyManager
 from kms_client.rewrap import RewrapSource, rewrap_sources, run_rewrap
 from kms_client.shamir import Share
 from policy.errors import PolicyError
+from proxy.cli.gatewayfile import load_gateway_file
 from proxy.keysetup import audited_keys
 from tokengate.errors import GatewayError
+from vault.config import VaultConfig
+from vault.opening import open_store
+from vault.rewrap import VaultRewrap
+from vault.store import VaultStore
+
+VAULT_SOURCE = "vault"
 
 
 def default_actor() -> str:
@@ -61,18 +73,17 @@ class KeysFile:
     audit: AuditConfig
     data_dir: Path
     production: bool
+    vault: VaultConfig = field(default_factory=VaultConfig)
 
 
 def load_keys_file(path: Path) -> KeysFile:
     """The parts of gateway.yaml the key commands need, validated as start-up does."""
-    from proxy.settings import load_settings
-
     try:
-        settings = load_settings(path)
+        gf = load_gateway_file(path)
     except PolicyError as e:
         raise click.ClickException("invalid configuration:\n  " + "\n  ".join(e.problems)) from e
-    gw = settings.gateway
-    return KeysFile(gw.keys, gw.audit, settings.data_dir, settings.production)
+    gw = gf.gateway
+    return KeysFile(gw.keys, gw.audit, gf.data_dir, gf.production, gf.vault)
 
 
 def collect_shares(files: tuple[Path, ...]) -> list[Share]:
@@ -115,6 +126,19 @@ def run(cfg: KeysFile, actor: str, act: Callable[[KeyManager], Awaitable[None]])
         asyncio.run(main())
     except (GatewayError, AuditError) as e:
         raise click.ClickException(str(e)) from e
+
+
+@asynccontextmanager
+async def vault_store(cfg: KeysFile, wanted: bool = True) -> AsyncIterator[VaultStore | None]:
+    """The configured vault store, open for the block (None when not ``wanted``)."""
+    if not wanted:
+        yield None
+        return
+    store = await open_store(cfg.vault, data_dir=cfg.data_dir)
+    try:
+        yield store
+    finally:
+        await store.close()
 
 
 async def confirm(question: str) -> None:
@@ -199,8 +223,10 @@ def rotate(purpose: str | None, kwk: bool, config_path: Path, actor: str) -> Non
 def revoke(purpose: str, version: int, yes: bool, config_path: Path, actor: str) -> None:
     """Make VERSION of PURPOSE refuse to decrypt (fail closed)."""
 
+    cfg = load_keys_file(config_path)
+
     async def act(manager: KeyManager) -> None:
-        counts = await _impact(manager, purpose, version)
+        counts = await _impact(cfg, manager, purpose, version)
         click.echo(f"revoking {purpose} v{version}: data under it fails closed until rewrapped")
         _show(counts)
         if not yes:
@@ -208,7 +234,7 @@ def revoke(purpose: str, version: int, yes: bool, config_path: Path, actor: str)
         await manager.revoke(purpose, version, actor=actor)
         click.echo(f"{purpose} v{version} revoked")
 
-    run(load_keys_file(config_path), actor, act)
+    run(cfg, actor, act)
 
 
 @keys.command()
@@ -220,8 +246,10 @@ def revoke(purpose: str, version: int, yes: bool, config_path: Path, actor: str)
 def destroy(purpose: str, version: int, yes: bool, config_path: Path, actor: str) -> None:
     """Destroy VERSION of PURPOSE for good (crypto-shredding)."""
 
+    cfg = load_keys_file(config_path)
+
     async def act(manager: KeyManager) -> None:
-        counts = await _impact(manager, purpose, version)
+        counts = await _impact(cfg, manager, purpose, version)
         click.echo(f"destroying {purpose} v{version} cannot be undone:")
         click.echo("- data still under it becomes unreadable forever (run 'keys rewrap' first)")
         _show(counts)
@@ -232,7 +260,7 @@ def destroy(purpose: str, version: int, yes: bool, config_path: Path, actor: str
         await manager.destroy(purpose, version, actor=actor)
         click.echo(f"{purpose} v{version} destroyed")
 
-    run(load_keys_file(config_path), actor, act)
+    run(cfg, actor, act)
 
 
 @keys.command()
@@ -251,38 +279,56 @@ def rewrap(
     """Move stored ciphertexts to the primary versions (resumable)."""
     cfg = load_keys_file(config_path)
     size = batch_size or cfg.keys.rewrap_batch_size
+    _check_names(names)
 
     async def act(manager: KeyManager) -> None:
         if rotate_kwk:
             click.echo(f"keyring re-wrapped under kwk v{await manager.rotate_kwk(actor=actor)}")
-        for source in _sources(manager, names):
-            pending = await source.pending()
-            with click.progressbar(length=pending, label=source.name) as bar:
-                results = await run_rewrap(
-                    manager,
-                    [source],
-                    batch_size=size,
-                    on_batch=lambda _n, moved, _t: bar.update(moved),
-                    actor=actor,
-                )
-            r = results[source.name]
-            left = "" if r.done else " (run again to finish)"
-            click.echo(f"{source.name}: {r.rewrapped} rewrapped, {r.skipped} unreadable{left}")
+        async with vault_store(cfg, not names or VAULT_SOURCE in names) as store:
+            for source in _sources(manager, names, store):
+                await _rewrap_one(manager, source, size, actor)
 
     run(cfg, actor, act)
 
 
-def _sources(manager: KeyManager, names: tuple[str, ...]) -> list[RewrapSource]:
-    registry = rewrap_sources()
-    unknown = [n for n in names if n not in registry]
+async def _rewrap_one(manager: KeyManager, source: RewrapSource, size: int, actor: str) -> None:
+    """Run one source to the end behind a progress bar; print what it did."""
+    pending = await source.pending()
+    with click.progressbar(length=pending, label=source.name) as bar:
+        results = await run_rewrap(
+            manager,
+            [source],
+            batch_size=size,
+            on_batch=lambda _n, moved, _t: bar.update(moved),
+            actor=actor,
+        )
+    r = results[source.name]
+    left = "" if r.done else " (run again to finish)"
+    click.echo(f"{source.name}: {r.rewrapped} rewrapped, {r.skipped} unreadable{left}")
+
+
+def _check_names(names: tuple[str, ...]) -> None:
+    known = {*rewrap_sources(), VAULT_SOURCE}
+    unknown = [n for n in names if n not in known]
     if unknown:
         raise click.UsageError(f"unknown rewrap source(s): {', '.join(unknown)}")
-    return [factory(manager) for n, factory in registry.items() if not names or n in names]
 
 
-async def _impact(manager: KeyManager, purpose: str, version: int) -> dict[str, int]:
+def _sources(
+    manager: KeyManager, names: tuple[str, ...], store: VaultStore | None
+) -> list[RewrapSource]:
+    """The registered sources (and the vault's when ``store`` is open) that ``names`` select."""
+    registry = rewrap_sources()
+    out = [factory(manager) for n, factory in registry.items() if not names or n in names]
+    if store is not None:
+        out.append(VaultRewrap(manager, store))
+    return out
+
+
+async def _impact(cfg: KeysFile, manager: KeyManager, purpose: str, version: int) -> dict[str, int]:
     manager.keyring().ring(purpose)  # unknown purpose: a clear error before anything else
-    return {s.name: await s.count(purpose, version) for s in _sources(manager, ())}
+    async with vault_store(cfg, purpose == "tokenize") as store:
+        return {s.name: await s.count(purpose, version) for s in _sources(manager, (), store)}
 
 
 def _show(counts: dict[str, int]) -> None:

@@ -121,7 +121,7 @@ def test_rotate_needs_exactly_one_target(config: Path, args: tuple[str, ...]) ->
         (("rotate", "nope"), "kms: unknown purpose 'nope'"),
         (("revoke", "tokenize", "1", "--yes"), "it is the primary; rotate first"),
         (("destroy", "tokenize", "9", "--yes"), "has no version 9"),
-        (("rewrap", "--source", "vault"), "unknown rewrap source(s): vault"),
+        (("rewrap", "--source", "vaults"), "unknown rewrap source(s): vaults"),
     ],
 )
 def test_errors_are_one_line_without_traceback(config: Path, args, message: str) -> None:
