@@ -12,6 +12,7 @@ import glob
 import os
 import shutil
 import signal
+import ssl
 import subprocess
 import sys
 import time
@@ -21,6 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from tests.conftest import free_port
+from tests.vault.certs import TlsFiles
 
 
 def _wait(check: object, what: str, proc: subprocess.Popen[bytes] | None, timeout: float) -> None:
@@ -36,33 +38,36 @@ def _wait(check: object, what: str, proc: subprocess.Popen[bytes] | None, timeou
 
 @dataclass
 class Moto:
-    """A private moto_server over HTTP."""
+    """A private moto_server over HTTP (or HTTPS with ``tls``)."""
 
     port: int
     proc: subprocess.Popen[bytes]
+    tls: bool = False
 
     @property
     def endpoint(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
+        return f"{'https' if self.tls else 'http'}://127.0.0.1:{self.port}"
 
     def stop(self) -> None:
         _stop(self.proc)
 
 
-def start_moto() -> Moto:
-    """Start ``moto_server`` on a free port and wait until it answers."""
+def start_moto(tls: TlsFiles | None = None) -> Moto:
+    """Start ``moto_server`` on a free port (HTTPS with ``tls``) and wait until it answers."""
     port = free_port()
     exe = Path(sys.executable).with_name("moto_server")
+    https = ["-c", str(tls.cert), "-k", str(tls.key)] if tls else []
     proc = subprocess.Popen(
-        [str(exe), "-H", "127.0.0.1", "-p", str(port)],
+        [str(exe), "-H", "127.0.0.1", "-p", str(port), *https],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
-    server = Moto(port, proc)
+    server = Moto(port, proc, tls=tls is not None)
+    context = ssl.create_default_context(cafile=str(tls.ca)) if tls else None
 
     def _up() -> bool:
         try:
-            with urllib.request.urlopen(f"{server.endpoint}/moto-api/", timeout=1):
+            with urllib.request.urlopen(f"{server.endpoint}/moto-api/", timeout=1, context=context):
                 return True
         except (urllib.error.URLError, OSError):
             return False
@@ -145,13 +150,19 @@ def init_postgres(data: Path) -> None:
     )  # fmt: skip
 
 
-def start_postgres(data: Path, port: int | None = None) -> Postgres:
-    """Run ``postgres`` on ``data`` (already initialised) on a free port."""
+def start_postgres(data: Path, port: int | None = None, tls: TlsFiles | None = None) -> Postgres:
+    """Run ``postgres`` on ``data`` (already initialised) on a free port; ``tls`` turns SSL on."""
     port = port or free_port()
+    ssl_args: list[str] = []
+    if tls is not None:
+        ssl_args = ["-c", "ssl=on", "-c", f"ssl_cert_file={tls.cert}",
+                    "-c", f"ssl_key_file={tls.key}"]  # fmt: skip
+        if (user := pg_user()) is not None:
+            shutil.chown(tls.key, user)
     log = (data.parent / f"postgres-{port}.log").open("ab")
     proc = subprocess.Popen(
         [pg_bin("postgres"), "-D", str(data), "-p", str(port), "-h", "127.0.0.1",
-         "-k", str(data), "-c", "fsync=on", "-c", "max_connections=20"],
+         "-k", str(data), "-c", "fsync=on", "-c", "max_connections=20", *ssl_args],
         stdout=log,
         stderr=subprocess.STDOUT,
         user=pg_user(),

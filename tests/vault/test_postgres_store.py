@@ -13,6 +13,7 @@ import psycopg
 import pytest
 
 from tests.conftest import DATABASE_URL
+from tests.vault.certs import make_tls
 from tests.vault.servers import Postgres, init_postgres, start_postgres
 from tests.vault.store_contract import rec
 from vault.errors import VaultConfigError, VaultUnavailable
@@ -162,3 +163,24 @@ def test_split_schema_strips_only_the_schema_parameter() -> None:
 def test_split_schema_refuses_bad_urls(url: str) -> None:
     with pytest.raises(VaultConfigError):
         split_schema(url)
+
+
+async def test_verify_full_tls_connects_only_to_the_trusted_server(pg_data: Path) -> None:
+    tls = make_tls(pg_data.parent / "tls")
+    other = make_tls(pg_data.parent / "other-tls")
+    server = start_postgres(pg_data, tls=tls)
+    try:
+        good = PostgresVault(
+            f"{server.url}?sslmode=verify-full&sslrootcert={tls.ca}", schema="vault_tls"
+        )
+        await good.open()
+        assert await good.put_new([rec(1)]) == [True]
+        await good.close()
+        wrong = PostgresVault(
+            f"{server.url}?sslmode=verify-full&sslrootcert={other.ca}", schema="vault_tls"
+        )
+        with pytest.raises(VaultUnavailable, match="open failed"):
+            await wrong.open()
+        await wrong.close()
+    finally:
+        server.stop()

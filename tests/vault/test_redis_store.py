@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import signal
+import subprocess
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -12,7 +13,15 @@ import pytest
 import redis
 
 from tests.conftest import free_port
-from tests.proxy.sessions.servers import Group, RedisProcess, info, start, wait_until
+from tests.proxy.sessions.servers import (
+    REDIS_SERVER,
+    Group,
+    RedisProcess,
+    info,
+    start,
+    wait_until,
+)
+from tests.vault.certs import TlsFiles, make_tls
 from tests.vault.store_contract import rec
 from vault.errors import VaultConfigError, VaultUnavailable
 from vault.redis_store import RedisVault
@@ -221,3 +230,50 @@ def test_uri_parsing_keeps_tls_options_and_hides_the_password() -> None:
 def test_bad_uris_are_refused(uri: str, problem: str) -> None:
     with pytest.raises(VaultConfigError, match=problem):
         parse_redis_uri(uri)
+
+
+def _start_tls_redis(directory: Path, tls: TlsFiles) -> tuple[subprocess.Popen[bytes], int]:
+    directory.mkdir(parents=True, exist_ok=True)
+    port = free_port()
+    proc = subprocess.Popen(
+        [REDIS_SERVER, "--port", "0", "--tls-port", str(port), "--bind", "127.0.0.1",
+         "--tls-cert-file", str(tls.cert), "--tls-key-file", str(tls.key),
+         "--tls-ca-cert-file", str(tls.ca), "--tls-auth-clients", "no",
+         "--save", "", "--appendonly", "no", "--dir", str(directory)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+
+    def _up() -> bool:
+        try:
+            with redis.Redis(port=port, ssl=True, ssl_ca_certs=str(tls.ca), socket_timeout=1) as c:
+                return bool(c.ping())
+        except (redis.RedisError, OSError):
+            return False
+
+    wait_until(_up, what="tls redis-server")
+    return proc, port
+
+
+async def test_rediss_verifies_the_server_against_the_given_ca(tmp_path: Path) -> None:
+    tls = make_tls(tmp_path / "tls")
+    other = make_tls(tmp_path / "other")
+    proc, port = _start_tls_redis(tmp_path / "redis", tls)
+    try:
+        good = RedisVault(parse_redis_uri(f"rediss://127.0.0.1:{port}/0?ssl_ca_certs={tls.ca}"))
+        await good.open()
+        assert await good.put_new([rec(1)]) == [True]
+        await good.close()
+        wrong = RedisVault(
+            parse_redis_uri(f"rediss://127.0.0.1:{port}/0?ssl_ca_certs={other.ca}"), timeout=1.0
+        )
+        with pytest.raises(VaultUnavailable):
+            await wrong.open()
+        await wrong.close()
+        plain = RedisVault(parse_redis_uri(f"redis://127.0.0.1:{port}/0"), timeout=1.0)
+        with pytest.raises(VaultUnavailable):
+            await plain.open()
+        await plain.close()
+    finally:
+        proc.terminate()
+        proc.wait(10)

@@ -7,10 +7,12 @@ import signal
 import threading
 import time
 from collections.abc import Iterator
+from pathlib import Path
 
 import boto3
 import pytest
 
+from tests.vault.certs import make_tls
 from tests.vault.conftest import Clock, make_bucket, s3_url
 from tests.vault.servers import Moto, start_moto
 from tests.vault.store_contract import rec
@@ -172,3 +174,25 @@ def test_uri_parsing() -> None:
 def test_bad_uris_are_refused(uri: str, problem: str) -> None:
     with pytest.raises(VaultConfigError, match=problem):
         parse_s3_uri(uri)
+
+
+async def test_https_endpoints_are_verified_against_the_ca_bundle(tmp_path: Path) -> None:
+    tls = make_tls(tmp_path / "tls")
+    server = start_moto(tls)
+    try:
+        client = boto3.client(
+            "s3", region_name="us-east-1", endpoint_url=server.endpoint, verify=str(tls.ca)
+        )
+        client.create_bucket(Bucket="tg-vault-tls")
+        client.close()
+        base = f"s3://tg-vault-tls?region=us-east-1&endpoint={server.endpoint}&max-attempts=1"
+        good = S3Vault(parse_s3_uri(f"{base}&ca-bundle={tls.ca}"))
+        await good.open()
+        assert await good.put_new([rec(1)]) == [True]
+        await good.close()
+        untrusted = S3Vault(parse_s3_uri(base), timeout=2.0)  # system CAs only
+        with pytest.raises(VaultUnavailable, match="SSLError"):
+            await untrusted.open()
+        await untrusted.close()
+    finally:
+        server.stop()
