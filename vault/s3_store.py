@@ -31,7 +31,12 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Final
 
-from botocore.exceptions import BotoCoreError, ClientError
+from botocore.exceptions import (
+    BotoCoreError,
+    ClientError,
+    NoCredentialsError,
+    PartialCredentialsError,
+)
 
 from vault.errors import VaultConfigError, VaultUnavailable
 from vault.s3_uri import S3Target, make_client
@@ -83,8 +88,11 @@ class S3Vault:
         try:
             await self._call("open", lambda c: c.head_bucket(Bucket=self._target.bucket))
         except VaultUnavailable as e:
-            code = _code(e.__cause__) if isinstance(e.__cause__, ClientError) else ""
-            if code in ("404", "NoSuchBucket", "403", "AccessDenied"):
+            cause = e.__cause__
+            code = _code(cause) if isinstance(cause, ClientError) else type(cause).__name__
+            if code in ("404", "NoSuchBucket", "403", "AccessDenied") or isinstance(
+                cause, NoCredentialsError | PartialCredentialsError
+            ):
                 await self.close()
                 raise VaultConfigError(f"vault: s3: bucket {self._target.bucket} ({code})") from e
             raise

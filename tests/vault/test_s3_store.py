@@ -143,6 +143,17 @@ async def test_a_missing_bucket_is_a_config_error(moto: Moto) -> None:
         await store.open()
 
 
+async def test_missing_credentials_are_a_config_error(
+    moto: Moto, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    bucket = make_bucket(moto.endpoint)
+    monkeypatch.delenv("AWS_ACCESS_KEY_ID")
+    monkeypatch.delenv("AWS_SECRET_ACCESS_KEY")
+    store = vault_on(moto, bucket)
+    with pytest.raises(VaultConfigError, match="NoCredentialsError"):
+        await store.open()
+
+
 def test_uri_parsing() -> None:
     target = parse_s3_uri(
         "s3://my-vault?region=eu-west-1&endpoint=https://s3.internal:9000&ca-bundle=/ca.pem"
