@@ -36,6 +36,7 @@ class RedisIO:
         self._client: Client | None = None
         self._extra: list[Client] = []
         self.round_trips = 0
+        self.clustered = False  # set by open(): a Cluster cannot run one script over all slots
 
     @property
     def replicas(self) -> int:
@@ -52,6 +53,7 @@ class RedisIO:
             connect_timeout=s.timeout,
         )
         self._extra = list(extra)
+        self.clustered = isinstance(self._client, RedisCluster)
         await self.call("open", lambda c: c.ping())
 
     async def close(self) -> None:

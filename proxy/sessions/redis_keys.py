@@ -70,6 +70,22 @@ local ends = math.min(tonumber(f_abs), tonumber(seen) + tonumber(f_idle))
 redis.call('PEXPIRE', KEYS[1], math.max(1, math.floor((ends - now) * 1000)) + tonumber(ARGV[#ARGV]))
 """
 
+# KEYS: session, user mark, epoch. The per-request revocation check as ONE command.
+# nil when the session hash has no sub; else ONE bulk string (a single reply parses
+# far cheaper than an array in redis-py's pure-Python parser):
+# "c\nseen\nabs\nidle\nmark\nepoch\nsub", absent values empty, the sub last because
+# only it may hold a newline. Not on a Cluster (the three keys' slots differ).
+CHECK: Final = """
+local f = redis.call('HMGET', KEYS[1], 'sub', 'c', 'seen', 'abs', 'idle')
+if not f[1] then return false end
+local out = {}
+for i = 2, 5 do out[i - 1] = f[i] or '' end
+out[5] = redis.call('GET', KEYS[2]) or ''
+out[6] = redis.call('GET', KEYS[3]) or ''
+out[7] = f[1]
+return table.concat(out, '\\n')
+"""
+
 # KEYS: session. ARGV: now, slack_ms. Returns 1 written, 2 already newer, 0 missing or dead.
 TOUCH: Final = (
     """

@@ -61,6 +61,42 @@ async def test_is_revoked_sends_one_packet(shared: RedisSessionStore, wire: Wire
         assert shared.round_trips - before_count == 1
 
 
+@pytest.fixture
+async def piped(redis_url: str, unique_prefix: str) -> AsyncIterator[RedisSessionStore]:
+    """A second store on the same keys that takes the Cluster path (one pipeline)."""
+    store = RedisSessionStore(parse_redis_uri(redis_url), settings(unique_prefix))
+    await store.open()
+    store._io.clustered = True
+    try:
+        yield store
+    finally:
+        await store.close()
+
+
+async def test_the_one_eval_check_and_the_cluster_pipeline_agree(
+    shared: RedisSessionStore, piped: RedisSessionStore
+) -> None:
+    assert not shared._io.clustered
+    subs = ["bob", "a\nb\nc\nd\ne\nf\ng\nh", "ünï cödé"]  # the sub is last in the reply
+    sids = [(await shared.create(SessionGrant(sub=sub), now=T0)).session.sid for sub in subs]
+
+    async def both(sid: str, sub: str, now: float) -> bool:
+        answers = {await s.is_revoked(sid, sub, T0, now=now) for s in (shared, piped)}
+        assert len(answers) == 1
+        return answers.pop()
+
+    for sid, sub in zip(sids, subs, strict=True):
+        assert not await both(sid, sub, T0 + 1)  # live
+        assert await both(sid, sub + "x", T0 + 1)  # another subject's token
+    assert await both("s" * 43, "bob", T0 + 1)  # unknown session
+    await shared.revoke_user(subs[1], now=T0 + 2)
+    assert await both(sids[1], subs[1], T0 + 3)  # the user's mark
+    assert not await both(sids[0], subs[0], T0 + 3)
+    await shared.revoke_all(now=T0 + 4)
+    assert await both(sids[0], subs[0], T0 + 5)  # the epoch
+    assert await both(sids[2], subs[2], T0 + 5)
+
+
 async def test_every_key_is_under_the_prefix_and_holds_no_secret(
     shared: RedisSessionStore, redis_url: str, unique_prefix: str
 ) -> None:
@@ -96,6 +132,19 @@ async def test_a_corrupt_record_fails_closed(shared: RedisSessionStore, redis_ur
         await shared.get(sid, now=T0)
     with pytest.raises(SessionStoreUnavailable):
         await shared.is_revoked(sid, "bob", T0, now=T0)
+
+
+@pytest.mark.parametrize("field", ["c", "seen", "abs", "idle"])
+async def test_a_session_missing_a_clock_fails_closed_on_both_paths(
+    shared: RedisSessionStore, piped: RedisSessionStore, redis_url: str, field: str
+) -> None:
+    sid = (await shared.create(SessionGrant(sub="bob"), now=T0)).session.sid
+    assert not await shared.is_revoked(sid, "bob", T0, now=T0)  # the intact twin
+    with redis.Redis.from_url(redis_url) as c:
+        c.hdel(f"{shared._keys.session(sid)}", field)
+    for store in (shared, piped):
+        with pytest.raises(SessionStoreUnavailable):
+            await store.is_revoked(sid, "bob", T0, now=T0)
 
 
 async def test_a_stopped_server_fails_closed(tmp_path: Path, unique_prefix: str) -> None:
