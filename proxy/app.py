@@ -7,12 +7,19 @@ from aiohttp import web
 from kms_client import KeyManager
 from proxy import middlewares
 from proxy.authn.gate import Gate
+from proxy.fieldsetup import FieldRuntime
 from proxy.handler import handle
-from proxy.state import GATE, KEYS, LIVE, UPSTREAMS, Live
+from proxy.state import FIELDS, GATE, KEYS, LIVE, UPSTREAMS, Live
 from proxy.upstreams import UpstreamPool
 
 
-def build_app(live: Live, pool: UpstreamPool, keys: KeyManager, gate: Gate) -> web.Application:
+def build_app(
+    live: Live,
+    pool: UpstreamPool,
+    keys: KeyManager,
+    gate: Gate,
+    fields: FieldRuntime | None = None,
+) -> web.Application:
     """The public application: middlewares outermost first, then one catch-all handler.
 
     ``client_max_size`` does not limit streamed bodies (the forwarder enforces
@@ -31,5 +38,7 @@ def build_app(live: Live, pool: UpstreamPool, keys: KeyManager, gate: Gate) -> w
     app[UPSTREAMS] = pool
     app[KEYS] = keys
     app[GATE] = gate
+    if fields is not None:
+        app[FIELDS] = fields
     app.router.add_route("*", "/{tail:.*}", handle)
     return app

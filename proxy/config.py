@@ -20,6 +20,8 @@ from kms_client.config import KeysConfig
 from policy.types import Bytes, Duration, StrictModel
 from proxy.adminapi.config import AdminApiConfig
 from proxy.authn.config import SessionsConfig
+from proxy.tokenization import TokenizationConfig
+from vault.config import VaultConfig
 
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 
@@ -136,6 +138,13 @@ class GatewayConfig(StrictModel):
     )
     keys: KeysConfig = Field(
         default_factory=KeysConfig, description="key management: root, keyring store, rotation"
+    )
+    vault: VaultConfig = Field(
+        default_factory=VaultConfig, description="the token vault's store (records, TTLs)"
+    )
+    tokenization: TokenizationConfig = Field(
+        default_factory=TokenizationConfig,
+        description="field rules: detokenize rate limits, untagged token index version",
     )
 
     @model_validator(mode="after")

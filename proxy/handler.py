@@ -8,14 +8,16 @@ from aiohttp import web
 from yarl import URL
 
 from policy.routing import NoRoute
+from proxy.auth.access_token import AccessClaims
 from proxy.authn import endpoints
 from proxy.authn.http import set_session_cookies
 from proxy.authn.origin import PUBLIC_ORIGIN, public_origin
 from proxy.errors import ProxyError
+from proxy.fields import FieldFilter, action_context
 from proxy.forward import ForwardPlan, forward
 from proxy.headers import is_trusted
 from proxy.paths import unsafe_target
-from proxy.state import FINISH, GATE, KEYS, LIVE, REQUEST_ID, ROUTE_NAME, UPSTREAMS
+from proxy.state import FIELDS, FINISH, GATE, KEYS, LIVE, REQUEST_ID, ROUTE_NAME, UPSTREAMS
 from proxy.websocket import is_websocket, relay_websocket
 
 # Reserved on the public listener, ahead of every route: the public keys that
@@ -27,6 +29,22 @@ JWKS_PATH = "/.well-known/tokengate/jwks.json"
 def _authority(url: str) -> str:
     """host[:port] of an upstream URL (parsed once per URL, not per request)."""
     return URL(url).raw_authority
+
+
+def _field_filter(
+    request: web.Request, route: str, claims: AccessClaims | None, limit: int
+) -> FieldFilter | None:
+    """The field rules of ``route`` for this request, or None when it has none."""
+    fields = request.app[LIVE].settings.route_fields.get(route)
+    if fields is None:
+        return None
+    runtime = request.app.get(FIELDS)
+    if runtime is None:  # field rules but no vault: never forward untransformed (fail closed)
+        raise ProxyError("service_unavailable", "field rules need the vault")
+    ctx = action_context(
+        runtime, fields, route=route, claims=claims, request_id=request[REQUEST_ID]
+    )
+    return FieldFilter(fields, ctx, limit=limit)
 
 
 async def handle(request: web.Request) -> web.StreamResponse:
@@ -68,16 +86,18 @@ async def handle(request: web.Request) -> web.StreamResponse:
         if admitted.issued is not None and admitted.service is not None:
             issued, cfg = admitted.issued, admitted.service.config
             request[FINISH] = lambda resp: set_session_cookies(resp, issued, cfg)
+        body_limit = int(route.max_body if route.max_body is not None else gw.limits.max_body)
         plan = ForwardPlan(
             base_url=upstream.url,
             target=request.raw_path,
             upstream_host=_authority(upstream.url),
-            body_limit=int(route.max_body if route.max_body is not None else gw.limits.max_body),
+            body_limit=body_limit,
             connect_timeout=route.timeouts.connect or upstream.connect_timeout,
             read_timeout=route.timeouts.read or upstream.read_timeout,
             trusted_peer=is_trusted(request.remote, gw.trusted_proxies),
             request_id=request[REQUEST_ID],
             hooks=admitted,
+            filter=_field_filter(request, route.name, admitted.claims, body_limit),
         )
         if is_websocket(request):
             if not route.websocket:

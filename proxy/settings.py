@@ -13,6 +13,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+from policy.compile import RouteFields, compile_fields
 from policy.errors import PolicyError
 from policy.model import PolicyFile, Route
 from policy.routing import Router
@@ -30,6 +31,7 @@ class Settings:
     routes: tuple[Route, ...]
     router: Router
     route_upstream: Mapping[str, str]  # route name -> upstream name
+    route_fields: Mapping[str, RouteFields]  # route name -> field rules (routes with any)
     files: tuple[Path, ...]
     digest: str  # sha256 over every file read, in order
 
@@ -60,11 +62,21 @@ def policy_paths(gateway: GatewayConfig, base: Path) -> list[Path]:
     return sorted(found)
 
 
+@dataclass(frozen=True, slots=True)
+class LoadedPolicies:
+    """Every route, its upstream, and its compiled field rules."""
+
+    routes: list[Route]
+    upstream_of: dict[str, str]
+    fields: dict[str, RouteFields]
+
+
 def load_policies(
     paths: list[Path], base: Path, gateway: GatewayConfig, env: Mapping[str, str] | None
-) -> tuple[list[Route], dict[str, str]]:
-    """Validate every policy file; collect all problems before raising."""
+) -> LoadedPolicies:
+    """Validate every policy file and compile its field rules; collect all problems first."""
     problems: list[str] = []
+    files: list[tuple[str, PolicyFile]] = []
     routes: list[Route] = []
     owner: dict[str, str] = {}
     upstream_of: dict[str, str] = {}
@@ -75,6 +87,7 @@ def load_policies(
         except PolicyError as e:
             problems.extend(e.problems)
             continue
+        files.append((label, policy))
         for i, route in enumerate(policy.routes):
             where = f"{label}: routes[{i}]"
             if route.name in owner:
@@ -98,7 +111,11 @@ def load_policies(
             routes.append(route)
     if problems:
         raise PolicyError(problems)
-    return routes, upstream_of
+    compiled = compile_fields(files)
+    fields = {
+        name: f for name, f in compiled.items() if f.request is not None or f.response is not None
+    }
+    return LoadedPolicies(routes, upstream_of, fields)
 
 
 def load_settings(config_path: Path, *, env: Mapping[str, str] | None = None) -> Settings:
@@ -109,7 +126,8 @@ def load_settings(config_path: Path, *, env: Mapping[str, str] | None = None) ->
     base = config_path.parent
     gateway = load_model(GatewayConfig, config_path, label=config_path.name, env=env)
     paths = policy_paths(gateway, base)
-    routes, upstream_of = load_policies(paths, base, gateway, env)
+    loaded = load_policies(paths, base, gateway, env)
+    routes, upstream_of = loaded.routes, loaded.upstream_of
     login = gateway.sessions.login
     if login is not None and login.route not in upstream_of:
         raise PolicyError(
@@ -131,6 +149,7 @@ def load_settings(config_path: Path, *, env: Mapping[str, str] | None = None) ->
         routes=tuple(routes),
         router=router,
         route_upstream=upstream_of,
+        route_fields=loaded.fields,
         files=files,
         digest=digest.hexdigest(),
     )

@@ -14,6 +14,7 @@ from aiohttp import web
 
 from kms_client import KeyManager
 from proxy.authn.gate import Gate
+from proxy.fieldsetup import FieldRuntime
 from proxy.settings import Settings
 from proxy.upstreams import UpstreamPool
 
@@ -29,6 +30,7 @@ LIVE = web.AppKey("live", Live)
 UPSTREAMS = web.AppKey("upstreams", UpstreamPool)
 KEYS = web.AppKey("keys", KeyManager)
 GATE = web.AppKey("gate", Gate)
+FIELDS = web.AppKey("fields", FieldRuntime)  # absent: field-rule routes answer 503
 
 # Per-request keys (request[KEY]).
 REQUEST_ID = web.RequestKey("request_id", str)

@@ -26,6 +26,7 @@ from proxy.adminapi.app import add_admin_api
 from proxy.app import build_app
 from proxy.auditing import GatewayAudit
 from proxy.authn.setup import open_gate
+from proxy.fieldsetup import open_fields
 from proxy.keys import KeyringReady, publish_checkpoint_jwks
 from proxy.keysetup import audited_keys
 from proxy.protocol import GatewayRunner
@@ -93,6 +94,16 @@ async def serve(config_path: Path, *, worker_index: int = 0, workers: int = 1) -
             open_gate(settings, keys=keys, auditor=audit_log, workers=workers)
         )
         await asyncio.to_thread(publish_checkpoint_jwks, settings, keys)
+        fields = await stack.enter_async_context(
+            open_fields(
+                vault_config=gw.vault,
+                tokenization=gw.tokenization,
+                data_dir=settings.data_dir,
+                keys=keys,
+                audit=audit_log,
+                workers=workers,
+            )
+        )
         pool = UpstreamPool()
         pool.update(gw.upstreams)
         stack.push_async_callback(pool.close)
@@ -127,7 +138,7 @@ async def serve(config_path: Path, *, worker_index: int = 0, workers: int = 1) -
         await _start_site(stack, admin_app, gw.admin.host, gw.admin.port, drain=1.0, tls=None)
         await _start_site(
             stack,
-            build_app(live, pool, keys, gate),
+            build_app(live, pool, keys, gate, fields),
             gw.listen.host,
             gw.listen.port,
             drain=gw.drain_timeout,

@@ -1,0 +1,86 @@
+"""Opening what field rules need at worker start: the vault and the rate limiter.
+
+The vault store is opened (and its durability checked) whether or not a
+route has field rules yet, because a reload may add some and must not find
+the vault missing. A store that cannot be opened stops the worker: a gateway
+that starts without its vault would answer field-rule routes 503 forever.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import AsyncExitStack, asynccontextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+from kms_client.audit_port import Auditor
+from kms_client.manager import KeyManager
+from plugins.base import RateLimiter
+from plugins.ratelimit import MemoryRateLimiter, RedisRateLimiter
+from plugins.sqlite_ratelimit import SqliteRateLimiter
+from proxy.tokenization import TokenizationConfig
+from tokengate.errors import ConfigError
+from vault.engine import Vault
+from vault.opening import open_store
+from vault.store import VaultStore
+
+
+@dataclass(frozen=True, slots=True)
+class FieldRuntime:
+    """The long-lived dependencies of field actions in one worker."""
+
+    vault: Vault
+    store: VaultStore
+    limiter: RateLimiter
+    keys: KeyManager
+    audit: Auditor
+
+
+def open_limiter(
+    config: TokenizationConfig, *, data_dir: Path, workers: int
+) -> tuple[RateLimiter, object]:
+    """The configured rate limiter and the object to close (or None)."""
+    uri = config.rate_limits
+    if uri.startswith("memory:"):
+        if workers > 1:
+            raise ConfigError(
+                "tokenization.rate_limits: memory: counts per worker; with several workers "
+                "use sqlite:<path> or redis://"
+            )
+        return MemoryRateLimiter(), None
+    if uri.startswith(("redis://", "rediss://")):
+        limiter = RedisRateLimiter.from_url(uri, timeout=config.rate_limit_timeout)
+        return limiter, limiter
+    raw = uri.removeprefix("sqlite:").removeprefix("//")
+    if not raw:
+        raise ConfigError("tokenization.rate_limits: sqlite: needs a file name")
+    path = Path(raw)
+    sqlite = SqliteRateLimiter(
+        path if path.is_absolute() else data_dir / path, timeout=config.rate_limit_timeout
+    )
+    return sqlite, sqlite
+
+
+@asynccontextmanager
+async def open_fields(
+    *,
+    vault_config: object,
+    tokenization: TokenizationConfig,
+    data_dir: Path,
+    keys: KeyManager,
+    audit: Auditor,
+    workers: int,
+) -> AsyncIterator[FieldRuntime]:
+    """Open the vault store and the limiter for one worker; close both on exit."""
+    from vault.config import VaultConfig
+
+    if not isinstance(vault_config, VaultConfig):
+        raise TypeError("vault_config must be a VaultConfig")
+    async with AsyncExitStack() as stack:
+        store = await open_store(vault_config, data_dir=data_dir)
+        stack.push_async_callback(store.close)
+        limiter, closable = open_limiter(tokenization, data_dir=data_dir, workers=workers)
+        if isinstance(closable, RedisRateLimiter | SqliteRateLimiter):
+            stack.push_async_callback(closable.close)
+        vault = Vault(store, keys, untagged_index_version=tokenization.untagged_index_version)
+        yield FieldRuntime(vault=vault, store=store, limiter=limiter, keys=keys, audit=audit)
