@@ -15,6 +15,7 @@ from kms_client import KeyManager
 from proxy.accesslog import JsonAccessLogger
 from proxy.app import build_app
 from proxy.authn.setup import open_gate
+from proxy.fieldsetup import FieldRuntime, open_fields
 from proxy.keysetup import audited_keys
 from proxy.protocol import GatewayRunner
 from proxy.settings import Settings, load_settings
@@ -47,6 +48,7 @@ class Gateway:
     pool: UpstreamPool
     config: Path
     keys: KeyManager
+    fields: FieldRuntime
 
 
 def write_config(
@@ -108,13 +110,23 @@ async def start_gateway() -> AsyncIterator[GatewayFactory]:
         gate = await stack.enter_async_context(
             open_gate(settings, keys=keys, auditor=audit_log, workers=1)
         )
-        app = build_app(live, pool, keys, gate)
+        fields = await stack.enter_async_context(
+            open_fields(
+                vault_config=settings.gateway.vault,
+                tokenization=settings.gateway.tokenization,
+                data_dir=settings.data_dir,
+                keys=keys,
+                audit=audit_log,
+                workers=1,
+            )
+        )
+        app = build_app(live, pool, keys, gate, fields)
         runner = GatewayRunner(app, access_log_class=JsonAccessLogger, shutdown_timeout=2)
         await runner.setup()
         port = settings.gateway.listen.port
         await web.TCPSite(runner, "127.0.0.1", port).start()
         runners.append((runner, pool))
-        return Gateway(f"http://127.0.0.1:{port}", port, live, pool, config, keys)
+        return Gateway(f"http://127.0.0.1:{port}", port, live, pool, config, keys, fields)
 
     yield start
     for runner, pool in runners:
