@@ -13,7 +13,9 @@ from urllib.parse import parse_qs, urlsplit
 
 from kms_client import check_keys_config
 from proxy.settings import Settings
+from proxy.tokenization import TokenizationConfig
 from tokengate.errors import GatewayError
+from vault.opening import insecure_reasons
 
 _LOOPBACK_NAMES = frozenset(("localhost", "localhost.localdomain"))
 
@@ -43,6 +45,15 @@ def _postgres_is_protected(dsn: str) -> bool:
     return mode == "verify-full"
 
 
+def _rate_limit_problems(config: TokenizationConfig) -> list[str]:
+    uri = config.rate_limits
+    if uri.startswith("memory:"):
+        return ["tokenization.rate_limits: memory: counts per process; use sqlite: or rediss://"]
+    if uri.startswith("redis://") and not is_loopback(urlsplit(uri).hostname):
+        return ["tokenization.rate_limits: plain-text Redis to another host; use rediss://"]
+    return []
+
+
 def production_problems(settings: Settings) -> list[str]:
     """Every insecure default still in use; empty when the config is fit for production."""
     gw = settings.gateway
@@ -70,6 +81,8 @@ def production_problems(settings: Settings) -> list[str]:
     )
     if not gw.sessions.cookies.secure:
         problems.append(f"{where}: sessions.cookies.secure: session cookies must be Secure")
+    problems.extend(f"{where}: {reason}" for reason in insecure_reasons(gw.vault))
+    problems.extend(f"{where}: {reason}" for reason in _rate_limit_problems(gw.tokenization))
     audit = gw.audit
     if audit.postgres is None:
         problems.append(

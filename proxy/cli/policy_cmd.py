@@ -21,12 +21,14 @@ def _is_gateway_file(path: Path) -> bool:
 
 def _lint_policies(paths: list[Path]) -> int:
     """Validate policy files on their own: schema, duplicates, ambiguity."""
+    from policy.compile import compile_fields
     from policy.model import PolicyFile, Route
     from policy.routing import Router
     from policy.yamlio import load_model
 
     problems: list[str] = []
     routes: list[Route] = []
+    files: list[tuple[str, PolicyFile]] = []
     seen: dict[str, str] = {}
     for path in paths:
         try:
@@ -34,6 +36,7 @@ def _lint_policies(paths: list[Path]) -> int:
         except PolicyError as e:
             problems.extend(e.problems)
             continue
+        files.append((str(path), policy))
         for i, route in enumerate(policy.routes):
             if route.name in seen:
                 problems.append(
@@ -47,6 +50,11 @@ def _lint_policies(paths: list[Path]) -> int:
             Router.compile(routes)
         except ValueError as e:
             problems.append(f"policies: {e}")
+    if not problems:
+        try:
+            compile_fields(files)  # classes, actions and their options, as start-up does
+        except PolicyError as e:
+            problems.extend(e.problems)
     if problems:
         raise PolicyError(problems)
     return len(routes)

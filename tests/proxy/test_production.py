@@ -58,6 +58,22 @@ def test_hardened_config_loads(tmp_path: Path) -> None:
             ),
             "audit.postgres: production needs an independent second sink",
         ),
+        (
+            ("keys:\n", "vault: {url: 'redis://vault.internal:6379/0'}\nkeys:\n"),
+            "vault.url: plain-text Redis to another host",
+        ),
+        (
+            ("keys:\n", "vault: {accept_volatile: true}\nkeys:\n"),
+            "vault.accept_volatile: records may be lost",
+        ),
+        (
+            ("keys:\n", "tokenization: {rate_limits: 'memory:'}\nkeys:\n"),
+            "tokenization.rate_limits: memory: counts per process",
+        ),
+        (
+            ("keys:\n", "tokenization: {rate_limits: 'redis://rl.internal/0'}\nkeys:\n"),
+            "tokenization.rate_limits: plain-text Redis",
+        ),
     ],
 )
 def test_each_insecure_default_is_refused(

@@ -63,3 +63,27 @@ def test_gateway_with_unknown_upstream(tmp_path: Path) -> None:
     code, _, err = run("policy", "lint", str(gw))
     assert code == 1
     assert "policies/r.yaml: routes[0].upstream: unknown upstream 'nowhere'" in err
+
+
+def test_field_rules_are_compiled_by_lint(tmp_path: Path) -> None:
+    bad = tmp_path / "fields.yaml"
+    bad.write_text(
+        "classes:\n"
+        "  ssn: {format: ssn, keep_last: 4}\n"
+        "routes:\n"
+        "  - name: a\n"
+        "    match: {path: /a}\n"
+        "    auth: {}\n"
+        "    request:\n"
+        "      - {field: $.ssn, action: tokenize, class: ssn}\n"
+        "      - {field: $.card, action: tokenize, class: card}\n"
+        "      - {field: $.x, action: no-such-action}\n"
+    )
+    code, _, err = run("policy", "lint", str(bad))
+    assert code == 1
+    assert "routes[0].request[1].class: unknown field class 'card'" in err
+    assert "routes[0].request[2]" in err
+    good = tmp_path / "good.yaml"
+    good.write_text(bad.read_text().split("      - {field: $.card")[0])
+    code, out, _ = run("policy", "lint", str(good))
+    assert code == 0, out
