@@ -414,3 +414,111 @@ declare(
     window=integer(required=True, minimum=0),
     request_id=text(max_length=64),
 )
+
+# ---- proxy.adminapi: tokens (admin API and `tokengate token`) ----
+# Each act is emitted with result "requested" before the vault is touched (an
+# audit failure refuses it) and "ok" or "failed" once known. Detokenize hands
+# values out only once its "ok" entry, naming the records, is written. Records
+# are named by vault.api.audit_id() hashes (``record_ids``, in request order,
+# only for tokens that parsed); values and tokens never appear.
+
+declare(
+    "admin.token_tokenize",
+    "an administrator tokenized values of one field class",
+    actor=text(required=True, max_length=128),
+    role=text(choices={"admin", "operator", "auditor"}),
+    request_id=text(max_length=64),
+    field_class=text(required=True, max_length=64),
+    count=integer(required=True, minimum=0),
+    result=text(required=True, choices={"requested", "ok", "failed"}),
+    error=text(max_length=64),
+    tokenized=integer(minimum=0),
+    mismatched=integer(minimum=0),
+    owner=text(max_length=1024),
+    tenant=text(max_length=256),
+)
+declare(
+    "admin.token_detokenize",
+    "an administrator was shown the values behind tokens of one field class",
+    actor=text(required=True, max_length=128),
+    role=text(choices={"admin", "operator", "auditor"}),
+    request_id=text(max_length=64),
+    field_class=text(required=True, max_length=64),
+    count=integer(required=True, minimum=0),
+    result=text(required=True, choices={"requested", "ok", "failed"}),
+    error=text(max_length=64),
+    revealed=integer(minimum=0),
+    refused=integer(minimum=0),
+    record_ids=text_list(max_items=500, max_length=32),
+)
+declare(
+    "admin.token_delete",
+    "an administrator erased the records behind tokens of one field class",
+    actor=text(required=True, max_length=128),
+    role=text(choices={"admin", "operator", "auditor"}),
+    request_id=text(max_length=64),
+    field_class=text(required=True, max_length=64),
+    count=integer(required=True, minimum=0),
+    result=text(required=True, choices={"requested", "ok", "failed"}),
+    error=text(max_length=64),
+    deleted=integer(minimum=0),
+    record_ids=text_list(max_items=500, max_length=32),
+)
+
+# ---- proxy.migrate: tokenizing existing columns (`tokengate migrate`) ----
+# ``start`` before anything is read; one ``batch`` per batch that changes rows,
+# written after its vault records are committed and BEFORE the rows are
+# updated (an audit failure stops the run with those rows untouched); ``finish``
+# with the totals. Tables and columns are named; rows, values, tokens, the DSN
+# and the --where text are not (``filtered`` says whether one was given).
+
+declare(
+    "migrate.start",
+    "a migration of plaintext in an existing column to tokens started",
+    actor=text(required=True, max_length=128),
+    database=text(required=True, choices={"sqlite", "postgresql"}),
+    table=text(required=True, max_length=128),
+    column=text(required=True, max_length=64),
+    field_class=text(required=True, max_length=64),
+    dry_run=flag(),
+    filtered=flag(),
+    batch_size=integer(minimum=1),
+    owner_column=text(max_length=64),
+    tenant=text(max_length=256),
+)
+declare(
+    "migrate.batch",
+    "a batch of rows is about to be rewritten with tokens whose records are committed",
+    actor=text(required=True, max_length=128),
+    database=text(required=True, choices={"sqlite", "postgresql"}),
+    table=text(required=True, max_length=128),
+    column=text(required=True, max_length=64),
+    field_class=text(required=True, max_length=64),
+    dry_run=flag(),
+    scanned=integer(minimum=0),
+    tokenized=integer(minimum=0),
+    already_tokens=integer(minimum=0),
+    empty=integer(minimum=0),
+    not_text=integer(minimum=0),
+    mismatched=integer(minimum=0),
+    conflicts=integer(minimum=0),
+)
+declare(
+    "migrate.finish",
+    "a migration of an existing column ended",
+    actor=text(required=True, max_length=128),
+    database=text(required=True, choices={"sqlite", "postgresql"}),
+    table=text(required=True, max_length=128),
+    column=text(required=True, max_length=64),
+    field_class=text(required=True, max_length=64),
+    dry_run=flag(),
+    scanned=integer(minimum=0),
+    tokenized=integer(minimum=0),
+    already_tokens=integer(minimum=0),
+    empty=integer(minimum=0),
+    not_text=integer(minimum=0),
+    mismatched=integer(minimum=0),
+    conflicts=integer(minimum=0),
+    result=text(required=True, choices={"ok", "failed"}),
+    error=text(max_length=64),
+)

@@ -3,18 +3,19 @@
 Routes live under ``/.tokengate/admin/`` and are listed once, in
 :data:`OPERATIONS`, with the weakest role allowed to call each (the OpenAPI
 document in :mod:`proxy.adminapi.openapi` must say the same; a test checks).
-Every route goes through :func:`_endpoint`, which, in this order: gives the
+Every route goes through :func:`guarded`, which, in this order: gives the
 request an id, authenticates the bearer key (401 + ``WWW-Authenticate``),
 checks its role (403), runs the view, and turns every failure into the fixed
 JSON error body. Refusals are audited as ``admin.auth_failed`` with the key's
-name when known, never the key.
+name when known, never the key. The token routes
+(:mod:`proxy.adminapi.token_api`) go through the same :func:`guarded`.
 """
 
 from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Final
 
@@ -71,7 +72,7 @@ OPERATIONS: Final = (
 ConfigSource = AdminApiConfig | Callable[[], AdminApiConfig]
 
 
-class _Keys:
+class LiveKeys:
     """The key table of the current config, rebuilt only when a reload swapped the config."""
 
     def __init__(self, source: ConfigSource) -> None:
@@ -89,9 +90,12 @@ class _Keys:
 
 @dataclass(frozen=True, slots=True)
 class _Deps:
-    keys: _Keys
+    keys: LiveKeys
     admin: SessionAdmin
     auditor: Auditor
+
+
+Run = Callable[[web.Request, Actor, str], Awaitable[web.StreamResponse]]
 
 
 def add_admin_api(
@@ -111,13 +115,22 @@ def add_admin_api(
     audit log. Call before the app starts: it also adds a middleware that
     answers unknown routes and methods under the prefix with JSON errors.
     """
-    keys = _Keys(config)
+    keys = LiveKeys(config)
     if keys.current() is None:
         return
     deps = _Deps(keys, SessionAdmin(store, auditor, clock=clock), auditor)
     for op in OPERATIONS:
         app.router.add_route(op.method, op.path, _endpoint(op, deps))
     app.middlewares.append(_json_refusals)
+
+
+def _endpoint(op: Operation, deps: _Deps) -> Handler:
+    """The handler of a session operation."""
+
+    async def run(request: web.Request, actor: Actor, rid: str) -> web.StreamResponse:
+        return await op.view(views.Call(request, actor, deps.admin, rid))
+
+    return guarded(op.operation_id, op.role, deps.keys, deps.auditor, run)
 
 
 def _rid(request: web.Request) -> str:
@@ -127,28 +140,29 @@ def _rid(request: web.Request) -> str:
     return rid
 
 
-def _endpoint(op: Operation, deps: _Deps) -> Handler:
-    """The handler of ``op``: authenticate, authorize, run, map failures."""
+def guarded(operation_id: str, role: Role, keys: LiveKeys, auditor: Auditor, run: Run) -> Handler:
+    """A handler that authenticates, authorizes ``role``, calls ``run``, maps failures."""
 
     async def handle(request: web.Request) -> web.StreamResponse:
         rid = _rid(request)
-        table = deps.keys.current()
+        table = keys.current()
         if table is None:  # disabled by a reload since start
             return proxy_errors.error_response("not_found", rid)
         try:
             key = authenticate(request.headers.getall(hdrs.AUTHORIZATION, []), table)
         except AuthFailed as e:
-            await _audit_refusal(deps.auditor, request, op, rid, e.reason, None)
+            await _audit_refusal(auditor, request, (operation_id, role), rid, e.reason, None)
             challenge = REALM if e.reason == "missing" else f'{REALM}, error="invalid_token"'
             return _error(e, rid, {hdrs.WWW_AUTHENTICATE: challenge})
         try:
-            authorize(key, op.role)
+            authorize(key, role)
         except RoleTooWeak as e:
-            await _audit_refusal(deps.auditor, request, op, rid, "insufficient_role", key)
+            refused = (operation_id, role)
+            await _audit_refusal(auditor, request, refused, rid, "insufficient_role", key)
             return _error(e, rid, {hdrs.WWW_AUTHENTICATE: f'{REALM}, error="insufficient_scope"'})
         actor = Actor(f"apikey:{key.name}", key.role, rid)
         try:
-            return await op.view(views.Call(request, actor, deps.admin, rid))
+            return await run(request, actor, rid)
         except Exception as e:  # every failure answers a fixed JSON body: fail closed
             return _failure(e, rid)
 
@@ -184,19 +198,20 @@ def _error(e: AdminApiError, rid: str, headers: dict[str, str] | None = None) ->
 async def _audit_refusal(
     auditor: Auditor,
     request: web.Request,
-    op: Operation,
+    op: tuple[str, Role],
     rid: str,
     reason: str,
     key: ApiKey | None,
 ) -> None:
-    """Record a refused call; the refusal stands even if it cannot be recorded."""
+    """Record a refused call to ``op`` (id, role); the refusal stands even if not recorded."""
+    operation_id, required = op
     try:
-        fields: dict[str, AuditValue] = {"reason": reason, "required_role": op.role.value}
+        fields: dict[str, AuditValue] = {"reason": reason, "required_role": required.value}
         if key is not None:
             fields.update(key_name=key.name, role=key.role.value)
         if request.remote:
             fields["peer"] = request.remote[:64]
-        await auditor.emit("admin.auth_failed", operation=op.operation_id, request_id=rid, **fields)
+        await auditor.emit("admin.auth_failed", operation=operation_id, request_id=rid, **fields)
     except AuditError as e:
         log.warning("admin: refusal not recorded: %s", e, extra={"request_id": rid})
 

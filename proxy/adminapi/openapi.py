@@ -22,10 +22,12 @@ _ERRORS: Final = {
     "400": "malformed path parameter or body",
     "401": "no, malformed or unknown API key (with WWW-Authenticate: Bearer)",
     "403": "the key's role may not do this",
+    "404": "no policy file declares this field class",
     "413": f"body larger than {MAX_BODY} bytes",
     "415": "body that is not application/json",
     "500": "the gateway failed",
-    "503": "the session store or the audit log cannot answer; an unaudited act is refused",
+    "503": "the session store, the vault or the audit log cannot answer; an unaudited act is "
+    "refused",
 }
 
 
@@ -92,6 +94,7 @@ def _operation(
 
 
 _WRITE_ERRORS: Final = ("400", "401", "403", "413", "415", "500", "503")
+_TOKEN_ERRORS: Final = ("400", "401", "403", "404", "413", "415", "500", "503")
 
 PATHS: Final[Json] = {
     f"{API}/users/{{sub}}/sessions": {
@@ -124,6 +127,24 @@ PATHS: Final[Json] = {
             body="RevokeAllRequest", body_required=True, errors=_WRITE_ERRORS,
         ),
     },
+    f"{API}/tokens/tokenize": {
+        "post": _operation(
+            "tokenizeValues", "tokenize values of one field class", "operator", "Tokenized",
+            body="TokenizeRequest", body_required=True, errors=_TOKEN_ERRORS,
+        ),
+    },
+    f"{API}/tokens/detokenize": {
+        "post": _operation(
+            "detokenizeTokens", "the values behind tokens of one field class", "admin",
+            "Detokenized", body="TokensRequest", body_required=True, errors=_TOKEN_ERRORS,
+        ),
+    },
+    f"{API}/tokens/delete": {
+        "post": _operation(
+            "deleteTokens", "erase the records behind tokens (per-value erasure)", "admin",
+            "Deleted", body="TokensRequest", body_required=True, errors=_TOKEN_ERRORS,
+        ),
+    },
     f"{PREFIX}/openapi.json": {
         "get": _operation(
             "getOpenApiDocument", "this document", "auditor", "OpenApiDocument",
@@ -150,6 +171,94 @@ def _object(properties: Json, required: list[str] | None = None) -> Json:
         "required": list(properties) if required is None else required,
     }
 
+
+_CLASS: Final[Json] = {
+    "type": "string",
+    "pattern": "^[a-z][a-z0-9_]{0,31}$",
+    "description": "a field class declared in a policy file",
+}
+_TEXT: Final[Json] = {"type": "string", "not": {"pattern": "[\\x00-\\x1f\\x7f]"}}
+_RECORD_ID: Final[Json] = {
+    "type": ["string", "null"],
+    "pattern": "^[0-9a-f]{32}$",
+    "description": "audit id of the record (as in the audit log); null if the token is malformed",
+}
+_ITEMS: Final = {"minItems": 1, "maxItems": 500}
+
+TOKEN_SCHEMAS: Final[Json] = {
+    "TokenizeRequest": _object(
+        {
+            "class": _CLASS,
+            "values": {
+                "type": "array",
+                "items": {"type": "string", "minLength": 1, "maxLength": 4096},
+                **_ITEMS,
+            },
+            "owner": {**_TEXT, "type": ["string", "null"], "minLength": 1, "maxLength": 1024},
+            "tenant": {**_TEXT, "maxLength": 256},
+        },
+        required=["class", "values"],
+    ),
+    "TokensRequest": _object(
+        {
+            "class": _CLASS,
+            "tokens": {
+                "type": "array",
+                "items": {"type": "string", "minLength": 1, "maxLength": 256},
+                **_ITEMS,
+            },
+        }
+    ),
+    "Tokenized": _object(
+        {
+            "class": {"type": "string"},
+            "results": {
+                "type": "array",
+                "items": {
+                    "oneOf": [
+                        _object({"token": {"type": "string"}}),
+                        _object({"error": {"const": "format_mismatch"}}),
+                    ]
+                },
+            },
+        }
+    ),
+    "Detokenized": _object(
+        {
+            "class": {"type": "string"},
+            "results": {
+                "type": "array",
+                "items": {
+                    "oneOf": [
+                        _object(
+                            {
+                                "value": {"type": "string"},
+                                "record_id": _RECORD_ID,
+                                "owner": {"type": ["string", "null"]},
+                                "tenant": {"type": "string"},
+                                "created": _TIME,
+                                "expires": {**_TIME, "type": ["string", "null"]},
+                            }
+                        ),
+                        _object(
+                            {
+                                "error": {"enum": ["malformed", "unknown", "refused"]},
+                                "record_id": _RECORD_ID,
+                            }
+                        ),
+                    ]
+                },
+            },
+        }
+    ),
+    "Deleted": _object(
+        {
+            "class": {"type": "string"},
+            "count": {"type": "integer", "minimum": 1},
+            "deleted": {"type": "integer", "minimum": 0, "description": "records that existed"},
+        }
+    ),
+}
 
 SCHEMAS: Final[Json] = {
     "Error": _object(
@@ -199,6 +308,7 @@ SCHEMAS: Final[Json] = {
         {"confirm": {"const": "revoke-all"}, "reason": _REASON}, required=["confirm"]
     ),
     "OpenApiDocument": {"type": "object", "description": "this document"},
+    **TOKEN_SCHEMAS,
 }
 
 
@@ -218,9 +328,10 @@ DOCUMENT: Final[Json] = {
     "info": {
         "title": "tokengate admin API",
         "version": __version__,
-        "description": "Session administration on the admin listener. Every call needs an "
-        "API key (Authorization: Bearer tga_...); roles: auditor reads, operator also "
-        "revokes a session or a user, admin also revokes all. Every act is audited first.",
+        "description": "Session and token administration on the admin listener. Every call "
+        "needs an API key (Authorization: Bearer tga_...); roles: auditor reads, operator also "
+        "revokes a session or a user and tokenizes values, admin also revokes all, "
+        "detokenizes and deletes tokens. Every act is audited first.",
     },
     "paths": PATHS,
     "components": {

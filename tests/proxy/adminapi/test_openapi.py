@@ -9,10 +9,13 @@ from aiohttp import web
 from openapi_schema_validator import OAS31Validator
 from openapi_spec_validator import validate
 
+from policy.types import StrictModel
 from proxy.adminapi.app import OPERATIONS, add_admin_api
 from proxy.adminapi.bodies import RevokeAllBody, RevokeBody
 from proxy.adminapi.config import AdminApiConfig
 from proxy.adminapi.openapi import DOCUMENT, PREFIX
+from proxy.adminapi.token_api import TOKEN_OPERATIONS, TokenizeBody, TokensBody, add_token_api
+from proxy.adminapi.token_service import VaultTokenService
 from proxy.sessions.memory_store import MemorySessionStore
 from tests.proxy.adminapi.conftest import Api, new_session
 from tests.proxy.adminapi.test_app import V1
@@ -59,18 +62,21 @@ def test_every_registered_route_is_documented_and_vice_versa() -> None:
         store=MemorySessionStore(),
         auditor=_NoAuditor(),
     )
+    service = VaultTokenService(_NoVault(), dict)  # type: ignore[arg-type]
+    add_token_api(app, config=AdminApiConfig(), service=service, auditor=_NoAuditor())
     registered = {
         (r.method, r.resource.canonical)
         for r in app.router.routes()
         if r.resource is not None and r.resource.canonical.startswith(PREFIX)
     }
     assert registered == set(_operations())
-    assert {(op.method, op.path) for op in OPERATIONS} == registered
+    table = {(op.method, op.path) for op in (*OPERATIONS, *TOKEN_OPERATIONS)}
+    assert table == registered
 
 
 def test_documented_roles_and_ids_match_the_route_table() -> None:
     ops = _operations()
-    for op in OPERATIONS:
+    for op in (*OPERATIONS, *TOKEN_OPERATIONS):
         doc = ops[(op.method, op.path)]
         assert doc["operationId"] == op.operation_id
         assert doc["x-tokengate-role"] == op.role.value
@@ -83,9 +89,15 @@ def test_every_operation_documents_401_and_403() -> None:
 
 
 @pytest.mark.parametrize(
-    ("name", "model"), [("RevokeRequest", RevokeBody), ("RevokeAllRequest", RevokeAllBody)]
+    ("name", "model"),
+    [
+        ("RevokeRequest", RevokeBody),
+        ("RevokeAllRequest", RevokeAllBody),
+        ("TokenizeRequest", TokenizeBody),
+        ("TokensRequest", TokensBody),
+    ],
 )
-def test_request_schemas_match_the_body_models(name: str, model: type[RevokeBody]) -> None:
+def test_request_schemas_match_the_body_models(name: str, model: type[StrictModel]) -> None:
     doc = _d(_d(_d(DOCUMENT["components"])["schemas"])[name])
     pyd = model.model_json_schema()
     assert set(_d(doc["properties"])) == set(pyd["properties"])
@@ -104,6 +116,12 @@ def test_request_schemas_match_the_body_models(name: str, model: type[RevokeBody
         ("RevokeRequest", {"other": 1}, False),
         ("Error", {"error": "x", "message": "m", "request_id": "r"}, True),
         ("Error", {"error": "x", "message": "m"}, False),
+        ("TokenizeRequest", {"class": "ssn", "values": ["1"]}, True),
+        ("TokenizeRequest", {"class": "ssn", "values": []}, False),
+        ("TokenizeRequest", {"class": "SSN", "values": ["1"]}, False),
+        ("TokenizeRequest", {"class": "ssn", "values": ["1"], "tenant": "a\n"}, False),
+        ("TokensRequest", {"class": "ssn", "tokens": ["tok_x"]}, True),
+        ("TokensRequest", {"class": "ssn"}, False),
     ],
 )
 def test_schemas_accept_and_refuse(name: str, value: Json, valid: bool) -> None:
@@ -131,10 +149,15 @@ async def test_served_answers_match_their_schemas(api: Api) -> None:
 
 def test_disabled_api_registers_nothing() -> None:
     app = web.Application()
-    add_admin_api(
-        app, config=AdminApiConfig(enabled=False), store=MemorySessionStore(), auditor=_NoAuditor()
-    )
+    off = AdminApiConfig(enabled=False)
+    add_admin_api(app, config=off, store=MemorySessionStore(), auditor=_NoAuditor())
+    service = VaultTokenService(_NoVault(), dict)  # type: ignore[arg-type]
+    add_token_api(app, config=off, service=service, auditor=_NoAuditor())
     assert list(app.router.routes()) == []
+
+
+class _NoVault:
+    """Never called: these tests only look at the registered routes."""
 
 
 class _NoAuditor:
