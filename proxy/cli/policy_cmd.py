@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
+from typing import BinaryIO
 
 import click
 import yaml
@@ -114,6 +115,74 @@ def schema(out: Path, docs: Path) -> None:
     docs.parent.mkdir(parents=True, exist_ok=True)
     docs.write_text(render_reference())
     click.echo(f"wrote {docs}")
+
+
+@policy.command("test")
+@click.option(
+    "--config",
+    "config_path",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    default=Path("config/gateway.yaml"),
+    show_default=True,
+    help="gateway.yaml whose policies are tested",
+)
+@click.option(
+    "--request",
+    "request_file",
+    required=True,
+    type=click.File("rb"),
+    help="sample request in HTTP/1.1 form (request line, headers, blank line, body)",
+)
+@click.option(
+    "--response",
+    "response_file",
+    type=click.File("rb"),
+    help="sample response in HTTP/1.1 form, values in the clear",
+)
+@click.option("--sub", help="the caller's subject (default: anonymous)")
+@click.option("--role", "roles", multiple=True, help="a role of the caller (repeatable)")
+@click.option("--tenant", help="the caller's tenant")
+@click.option("--mfa", is_flag=True, help="the caller passed a second factor just now")
+@click.option("--owner", help="owner of the sample response's records (default: --sub)")
+def test_policy(
+    config_path: Path,
+    request_file: BinaryIO,
+    response_file: BinaryIO | None,
+    sub: str | None,
+    roles: tuple[str, ...],
+    tenant: str | None,
+    mfa: bool,
+    owner: str | None,
+) -> None:
+    """Show what the policies do to a sample request and response (a dry run: no vault writes)."""
+    import asyncio
+    import json
+    import time
+
+    from plugins.base import Subject
+    from proxy.policypreview import parse_sample, preview
+    from proxy.settings import load_settings
+
+    try:
+        settings = load_settings(config_path)
+        request = parse_sample(request_file.read())
+        response = parse_sample(response_file.read()) if response_file else None
+    except (PolicyError, ValueError) as e:
+        problems = e.problems if isinstance(e, PolicyError) else [str(e)]
+        for problem in problems:
+            click.echo(problem, err=True)
+        sys.exit(2)
+    now = int(time.time())
+    subject = Subject(
+        sub=sub,
+        roles=frozenset(roles),
+        tenant=tenant,
+        amr=("pwd", "otp", "mfa") if mfa else ("pwd",) if sub else (),
+        auth_time=now if sub else None,
+    )
+    result = asyncio.run(preview(settings, request, response, subject=subject, owner=owner or sub))
+    click.echo(json.dumps(result.as_dict(), indent=2))
+    sys.exit(1 if result.refused else 0)
 
 
 def register(cli: click.Group) -> None:
