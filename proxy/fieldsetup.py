@@ -8,6 +8,7 @@ that starts without its vault would answer field-rule routes 503 forever.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass
@@ -19,10 +20,28 @@ from plugins.base import RateLimiter
 from plugins.ratelimit import MemoryRateLimiter, RedisRateLimiter
 from plugins.sqlite_ratelimit import SqliteRateLimiter
 from proxy.tokenization import TokenizationConfig
-from tokengate.errors import ConfigError
+from tokengate.errors import ConfigError, GatewayError
 from vault.engine import Vault
 from vault.opening import open_store
 from vault.store import VaultStore
+
+
+@dataclass(frozen=True, slots=True)
+class VaultReady:
+    """Readiness: the vault store answers a one-record scan within ``timeout``."""
+
+    store: VaultStore
+    timeout: float
+    name: str = "vault"
+
+    async def check(self) -> bool:
+        """True when the store answered; any failure or timeout is not ready."""
+        try:
+            async with asyncio.timeout(self.timeout):
+                await self.store.scan(after=None, limit=1)
+        except (GatewayError, OSError, TimeoutError):
+            return False
+        return True
 
 
 @dataclass(frozen=True, slots=True)

@@ -26,7 +26,7 @@ from proxy.adminapi.app import add_admin_api
 from proxy.app import build_app
 from proxy.auditing import GatewayAudit
 from proxy.authn.setup import open_gate
-from proxy.fieldsetup import open_fields
+from proxy.fieldsetup import VaultReady, open_fields
 from proxy.keys import KeyringReady, publish_checkpoint_jwks
 from proxy.keysetup import audited_keys
 from proxy.protocol import GatewayRunner
@@ -112,7 +112,8 @@ async def serve(config_path: Path, *, worker_index: int = 0, workers: int = 1) -
         def checks() -> list[ReadinessCheck]:
             upstreams = live.settings.gateway.upstreams.items()
             found: list[ReadinessCheck] = [TcpCheck.for_upstream(n, u) for n, u in upstreams]
-            return [*found, *audit.readiness_checks(), KeyringReady(keys)]
+            vault = VaultReady(fields.store, timeout=gw.vault.timeout)
+            return [*found, *audit.readiness_checks(), KeyringReady(keys), vault]
 
         readiness = Readiness(checks=checks)
         loop = asyncio.get_running_loop()
