@@ -29,6 +29,7 @@ def _register() -> None:
         policy_cmd,
         serve_cmd,
         sessions_cmd,
+        token_cmd,
     )
 
     for module in (
@@ -40,6 +41,7 @@ def _register() -> None:
         sessions_cmd,
         admin_cmd,
         audit_cmd,
+        token_cmd,
     ):
         module.register(cli)
 
