@@ -15,6 +15,7 @@ from aiohttp import web
 
 from kms_client.rng import random_bytes
 from policy.model import Route
+from proxy.auth.access_token import AccessClaims
 from proxy.auth.dpop import DPoPError, DPoPNonceRequired, DPoPNonces, DPoPVerifier
 from proxy.auth.errors import StepUpRequired
 from proxy.auth.jose import b64url_encode
@@ -47,6 +48,16 @@ class Gate:
     oidc: OidcRelyingParty | None = None
     dpop: DPoPVerifier | None = None
     dpop_nonces: DPoPNonces | None = None
+
+    async def check_binding(
+        self, request: web.Request, claims: AccessClaims, *, bearer: str | None
+    ) -> None:
+        """A DPoP-bound session (``cnf.jkt``) must prove its key on this request; 401 if not."""
+        if claims.jkt is None:
+            return
+        jkt = await self._proof(request, access_token=bearer)
+        if jkt != claims.jkt:
+            raise ProxyError("invalid_dpop_proof", headers=dict(_INVALID_PROOF))
 
     async def _proof(self, request: web.Request, *, access_token: str | None) -> str:
         """Verify the request's DPoP proof; the thumbprint (jkt) of its key."""
@@ -123,14 +134,8 @@ class Gate:
             )
         exchange.claims = found.claims
         exchange.issued = found.issued
-        if found.claims.jkt is not None and not _top_level_navigation(request):
-            # A DPoP-bound session: every request but a safe navigation proves the key.
-            jkt = await self._proof(request, access_token=bearer)
-            if jkt != found.claims.jkt:
-                raise ProxyError(
-                    "invalid_dpop_proof",
-                    headers=dict(_INVALID_PROOF),
-                )
+        if not _top_level_navigation(request):
+            await self.check_binding(request, found.claims, bearer=bearer)
         try:
             authorize(route.auth, found.claims)
         except StepUpRequired as e:

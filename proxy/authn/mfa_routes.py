@@ -86,6 +86,9 @@ def _endpoint(inner: _Inner) -> Handler:
         if gate.service is None or gate.mfa is None:
             raise ProxyError("not_found")
         caller = await _authenticate(request, gate.service, gate.mfa)
+        # A DPoP-bound session proves its key here too: a stolen cookie alone
+        # must not be enough to step a session up or change its factors.
+        await gate.check_binding(request, caller.claims, bearer=bearer_token(request))
         rid = request[REQUEST_ID]
         resp: web.StreamResponse
         try:

@@ -92,3 +92,18 @@ async def test_the_browser_helper_is_served(env: Env) -> None:
     assert (
         text.encode() == (Path(__file__).parents[2] / "proxy" / "static" / "dpop.js").read_bytes()
     )
+
+
+async def test_mfa_endpoints_need_the_bound_key_too(env: Env) -> None:
+    """A stolen cookie of a DPoP-bound session cannot enrol or step up a second factor."""
+    key = LocalSigningKey.ed25519(Ed25519PrivateKey.generate())
+    url = f"{env.gw.url}/.tokengate/mfa/totp/enrol"
+    headers = {"Origin": env.gw.url}
+    async with client() as s:
+        await bound_login(s, env, key)
+        async with s.post(url, json={}, headers=headers) as r:
+            assert r.status == 401
+            assert (await r.json())["error"] == "invalid_dpop_proof"
+        async with s.post(url, json={}, headers={**headers, "DPoP": proof(key, "POST", url)}) as r:
+            assert r.status == 200
+            assert (await r.json())["uri"].startswith("otpauth://totp/")
