@@ -5,6 +5,11 @@
 // The gateway validated `return_to` already; it is checked again here, and
 // only a same-origin path ("/x", never "//host" or "/\host") is ever followed.
 
+import { createDPoPFetch } from "/.tokengate/dpop.js";
+
+// A DPoP-bound session must prove its key on the MFA endpoints too; for an
+// unbound one the proof is ignored. The key is the origin's, kept by dpop.js.
+const dpopFetch = createDPoPFetch();
 const main = document.getElementById("step-up");
 const status = document.getElementById("status");
 
@@ -17,7 +22,7 @@ export function safeReturnTo(value) {
 }
 
 async function post(path, body) {
-  return fetch(path, {
+  return dpopFetch(path, {
     method: "POST",
     credentials: "same-origin",
     headers: { "Content-Type": "application/json" },
