@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from bench import cpu, targets
-from bench.loadgen import WrkResult, WrkSettings, run_wrk
+from bench.loadgen import WrkResult, WrkSettings, request_script, run_wrk
 from bench.procs import BenchError, Servers, free_port, http_status, signals_as_interrupt
 from bench.report import NOISY_PCT, Measurement, Report
 
@@ -40,11 +40,17 @@ TARGETS = (
 
 @dataclass(frozen=True, slots=True)
 class Endpoint:
-    """One request shape wrk repeats."""
+    """One request shape wrk repeats (a GET unless ``method`` or ``body`` say otherwise)."""
 
     name: str
     path: str
     headers: dict[str, str]
+    method: str = "GET"
+    body: bytes | None = None
+
+    @property
+    def plain_get(self) -> bool:
+        return self.method == "GET" and self.body is None
 
 
 def _post_json(url: str, body: object, cookie: str | None = None) -> tuple[int, str | None]:
@@ -148,12 +154,16 @@ def measure(
     """
     for ep in endpoints:
         url = launch.base_url + ep.path
-        status = http_status(url, headers=ep.headers, timeout=10.0)
+        status = http_status(url, headers=ep.headers, timeout=10.0, method=ep.method, data=ep.body)
         if status != 200:
             report.add(Measurement.failed(launch, ep.name, f"probe answered {status or 'nothing'}"))
             continue
+        script = None
+        if not ep.plain_get:
+            script = raw_dir / f"{launch.name}-{ep.name}.lua"
+            script.write_text(request_script(ep.method, ep.body))
         try:
-            best = _quietest_run(launch, url, ep, plan, servers)
+            best = _quietest_run(launch, url, ep, plan, servers, script)
         except (ValueError, subprocess.TimeoutExpired) as e:
             report.add(Measurement.failed(launch, ep.name, str(e)))
             continue
@@ -168,7 +178,12 @@ def measure(
 
 
 def _quietest_run(
-    launch: targets.Launch, url: str, ep: Endpoint, plan: Plan, servers: Servers
+    launch: targets.Launch,
+    url: str,
+    ep: Endpoint,
+    plan: Plan,
+    servers: Servers,
+    script: Path | None = None,
 ) -> tuple[WrkResult, cpu.CpuShare, str]:
     attempts: list[tuple[WrkResult, cpu.CpuShare, str]] = []
     while len(attempts) <= plan.retries:
@@ -177,9 +192,9 @@ def _quietest_run(
             print(f"  {launch.name:<20} {ep.name:<11} noisy ({noisy:.0f}%): again", flush=True)
         cpu.wait_quiet(servers.session_ids(), below_pct=NOISY_PCT, max_wait_s=plan.quiet_wait_s)
         if plan.warmup_s:
-            run_wrk(plan.wrk, url, ep.headers, duration_s=plan.warmup_s)
+            run_wrk(plan.wrk, url, ep.headers, duration_s=plan.warmup_s, script=script)
         before = cpu.sample(servers.session_ids())
-        result, raw = run_wrk(plan.wrk, url, ep.headers)
+        result, raw = run_wrk(plan.wrk, url, ep.headers, script=script)
         load = cpu.share(before, cpu.sample(servers.session_ids()))
         attempts.append((result, load, raw))
         if load.foreign_pct <= NOISY_PCT:

@@ -4,6 +4,8 @@ wrk (https://github.com/wg/wrk) keeps every connection busy with keep-alive
 requests for a fixed time and prints throughput and a latency distribution;
 p50 and p99 are its 50% and 99% lines. A run that saw socket errors or non-2xx/3xx
 answers is kept but flagged, because its numbers describe failures, not service.
+Requests other than a plain GET (a POST with a JSON body, say) need a wrk Lua
+script: :func:`request_script` writes one, passed as ``script``.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ import re
 import subprocess
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass
+from pathlib import Path
 
 _UNITS = {"us": 1e-3, "ms": 1.0, "s": 1e3, "m": 60e3, "h": 3600e3}
 _LATENCY = re.compile(r"^\s*(50|99)(?:\.0+)?%\s+([\d.]+)(us|ms|s|m|h)\s*$", re.MULTILINE)
@@ -33,7 +36,11 @@ class WrkSettings:
     timeout_s: int = 5
 
     def argv(
-        self, url: str, headers: Mapping[str, str], duration_s: int | None = None
+        self,
+        url: str,
+        headers: Mapping[str, str],
+        duration_s: int | None = None,
+        script: Path | None = None,
     ) -> list[str]:
         out = [
             "wrk",
@@ -43,6 +50,8 @@ class WrkSettings:
             f"--timeout={self.timeout_s}s",
             "--latency",
         ]
+        if script is not None:
+            out += ["-s", str(script)]
         for name, value in headers.items():
             out += ["-H", f"{name}: {value}"]
         return [*out, url]
@@ -95,6 +104,28 @@ def parse_wrk(text: str) -> WrkResult:
     )
 
 
+def lua_string(data: bytes) -> str:
+    """``data`` as a Lua string literal: printable ASCII kept, every other byte as ``\\ddd``."""
+    out = ['"']
+    for b in data:
+        c = chr(b)
+        out.append(c if 0x20 <= b < 0x7F and c not in '"\\' else f"\\{b:03d}")
+    out.append('"')
+    return "".join(out)
+
+
+def request_script(method: str, body: bytes | None = None) -> str:
+    """A wrk Lua script sending ``method`` with ``body`` on every request.
+
+    wrk adds Content-Length from ``wrk.body``; other headers (Content-Type) still
+    come from ``-H``.
+    """
+    lines = [f"wrk.method = {lua_string(method.encode())}"]
+    if body is not None:
+        lines.append(f"wrk.body = {lua_string(body)}")
+    return "\n".join(lines) + "\n"
+
+
 def run_wrk(
     settings: WrkSettings,
     url: str,
@@ -102,9 +133,14 @@ def run_wrk(
     *,
     duration_s: int | None = None,
     slack_s: float = 30.0,
+    script: Path | None = None,
 ) -> tuple[WrkResult, str]:
-    """Run wrk on ``url`` to completion; the parsed result and the raw report."""
-    argv = settings.argv(url, headers, duration_s)
+    """Run wrk on ``url`` to completion; the parsed result and the raw report.
+
+    ``script``: a wrk Lua script (see :func:`request_script`) for requests other
+    than a plain GET.
+    """
+    argv = settings.argv(url, headers, duration_s, script)
     done = subprocess.run(
         argv,
         capture_output=True,

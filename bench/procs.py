@@ -33,9 +33,16 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def http_status(url: str, *, headers: Mapping[str, str] | None = None, timeout: float = 2.0) -> int:
-    """Status of a GET to ``url``; 0 when nothing answers."""
-    req = urllib.request.Request(url, headers=dict(headers or {}))
+def http_status(
+    url: str,
+    *,
+    headers: Mapping[str, str] | None = None,
+    timeout: float = 2.0,
+    method: str = "GET",
+    data: bytes | None = None,
+) -> int:
+    """Status of a request to ``url`` (a GET unless said); 0 when nothing answers."""
+    req = urllib.request.Request(url, data=data, headers=dict(headers or {}), method=method)
     try:
         with urllib.request.urlopen(req, timeout=timeout) as resp:
             resp.read()
