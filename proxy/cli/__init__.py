@@ -26,6 +26,7 @@ def _register() -> None:
         demo_cmd,
         keys_cmd,
         kms_cmd,
+        migrate_cmd,
         policy_cmd,
         serve_cmd,
         sessions_cmd,
@@ -42,6 +43,7 @@ def _register() -> None:
         admin_cmd,
         audit_cmd,
         token_cmd,
+        migrate_cmd,
     ):
         module.register(cli)
 

@@ -48,4 +48,5 @@ def sqlite_file(dsn: str) -> Path:
     parts = urlsplit(dsn)
     if parts.netloc not in ("", "localhost") or parts.query or parts.fragment or not parts.path:
         raise MigrateError("migrate: a sqlite: DSN names a local file, without host or options")
-    return Path(unquote(parts.path))
+    path = unquote(parts.path)
+    return Path("/" + path.lstrip("/")) if path.startswith("/") else Path(path)

@@ -104,7 +104,7 @@ class SqliteSource:
 
     def _connect(self) -> sqlite3.Connection:
         return sqlite3.connect(
-            f"file:{self._path}?mode=rw",
+            self._path.absolute().as_uri() + "?mode=rw",
             uri=True,
             timeout=self._timeout,
             isolation_level=None,
