@@ -13,7 +13,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from policy.compile import RouteFields, compile_fields
+from plugins.base import FieldClass
+from policy.compile import RouteFields, compile_classes, compile_fields
 from policy.errors import PolicyError
 from policy.model import PolicyFile, Route
 from policy.routing import Router
@@ -32,6 +33,7 @@ class Settings:
     router: Router
     route_upstream: Mapping[str, str]  # route name -> upstream name
     route_fields: Mapping[str, RouteFields]  # route name -> field rules (routes with any)
+    classes: Mapping[str, FieldClass]  # field classes declared in the policies
     files: tuple[Path, ...]
     digest: str  # sha256 over every file read, in order
 
@@ -69,6 +71,7 @@ class LoadedPolicies:
     routes: list[Route]
     upstream_of: dict[str, str]
     fields: dict[str, RouteFields]
+    classes: dict[str, FieldClass]
 
 
 def load_policies(
@@ -115,7 +118,7 @@ def load_policies(
     fields = {
         name: f for name, f in compiled.items() if f.request is not None or f.response is not None
     }
-    return LoadedPolicies(routes, upstream_of, fields)
+    return LoadedPolicies(routes, upstream_of, fields, compile_classes(files))
 
 
 def load_settings(config_path: Path, *, env: Mapping[str, str] | None = None) -> Settings:
@@ -150,6 +153,7 @@ def load_settings(config_path: Path, *, env: Mapping[str, str] | None = None) ->
         router=router,
         route_upstream=upstream_of,
         route_fields=loaded.fields,
+        classes=loaded.classes,
         files=files,
         digest=digest.hexdigest(),
     )

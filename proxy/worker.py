@@ -23,6 +23,8 @@ from proxy.accesslog import WRITER as ACCESS_LOG
 from proxy.accesslog import JsonAccessLogger
 from proxy.admin import build_admin_app
 from proxy.adminapi.app import add_admin_api
+from proxy.adminapi.token_api import add_token_api
+from proxy.adminapi.token_service import VaultTokenService
 from proxy.app import build_app
 from proxy.auditing import GatewayAudit
 from proxy.authn.setup import open_gate
@@ -136,6 +138,14 @@ async def serve(config_path: Path, *, worker_index: int = 0, workers: int = 1) -
                 store=gate.service.store,
                 auditor=audit_log,
             )
+        add_token_api(
+            admin_app,
+            config=lambda: live.settings.gateway.admin.api,
+            service=VaultTokenService(
+                fields.vault, lambda: {n: c.spec for n, c in live.settings.classes.items()}
+            ),
+            auditor=audit_log,
+        )
         await _start_site(stack, admin_app, gw.admin.host, gw.admin.port, drain=1.0, tls=None)
         await _start_site(
             stack,

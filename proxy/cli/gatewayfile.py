@@ -9,13 +9,11 @@ validation (:func:`~proxy.settings.load_settings`) and its error messages.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
 from plugins.base import FieldClass
-from policy.compile import compile_classes
-from policy.model import PolicyFile
-from policy.yamlio import load_model
 from proxy.config import GatewayConfig
 from vault.config import VaultConfig
 
@@ -28,6 +26,7 @@ class GatewayFile:
     config_path: Path
     data_dir: Path
     policy_files: tuple[Path, ...]
+    classes: Mapping[str, FieldClass]
 
     @property
     def vault(self) -> VaultConfig:
@@ -51,21 +50,14 @@ def load_gateway_file(path: Path) -> GatewayFile:
 
     settings = load_settings(path)
     return GatewayFile(
-        settings.gateway, settings.config_path, settings.data_dir, settings.files[1:]
+        settings.gateway,
+        settings.config_path,
+        settings.data_dir,
+        settings.files[1:],
+        settings.classes,
     )
 
 
 def field_classes(gf: GatewayFile) -> dict[str, FieldClass]:
-    """Every field class declared in the policy files, by name (PolicyError on a conflict)."""
-    policies = []
-    for path in gf.policy_files:
-        label = _label(path, gf.config_path.parent)
-        policies.append((label, load_model(PolicyFile, path, label=label)))
-    return compile_classes(policies)
-
-
-def _label(path: Path, base: Path) -> str:
-    try:
-        return str(path.relative_to(base))
-    except ValueError:
-        return str(path)
+    """Every field class declared in the policy files, by name."""
+    return dict(gf.classes)

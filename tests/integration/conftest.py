@@ -30,13 +30,14 @@ def launch(tmp_path: Path) -> Iterator[Launcher]:
         directory: Path | None = None,
         tls: tuple[Path, Path] | None = None,
         data_dir: Path | None = None,
+        admin_extra: str = "",
     ) -> GatewayProcess:
         directory = directory or tmp_path
         port, admin = free_port(), free_port()
         config = write_config(directory, upstream, routes, gateway_extra=extra)
         text = config.read_text()
         text = text.replace("workers: 1", f"workers: {workers}")
-        text = _set_ports(text, port, admin, tls)
+        text = _set_ports(text, port, admin, tls, admin_extra)
         if data_dir is not None:
             text = text.replace("data_dir: data\n", f"data_dir: {data_dir}\n")
         config.write_text(text)
@@ -50,13 +51,15 @@ def launch(tmp_path: Path) -> Iterator[Launcher]:
         gw.stop()
 
 
-def _set_ports(text: str, port: int, admin: int, tls: tuple[Path, Path] | None) -> str:
+def _set_ports(
+    text: str, port: int, admin: int, tls: tuple[Path, Path] | None, admin_extra: str = ""
+) -> str:
     lines = []
     tls_part = f", tls: {{cert: '{tls[0]}', key: '{tls[1]}'}}" if tls else ""
     for line in text.splitlines():
         if line.startswith("listen:"):
             line = f"listen: {{host: 127.0.0.1, port: {port}{tls_part}}}"
         elif line.startswith("admin:"):
-            line = f"admin: {{host: 127.0.0.1, port: {admin}}}"
+            line = f"admin: {{host: 127.0.0.1, port: {admin}{admin_extra}}}"
         lines.append(line)
     return "\n".join(lines) + "\n"

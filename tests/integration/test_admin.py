@@ -29,6 +29,7 @@ async def test_health_readiness_and_metrics(backend: Backend, launch: Launcher) 
                 "upstream:backend": "ok",
                 "audit": "ok",
                 "keyring": "ok",
+                "vault": "ok",
             }
         for _ in range(3):
             async with s.get(f"{gw.url}/echo") as r:
@@ -80,3 +81,35 @@ async def test_tls_listener(backend: Backend, launch: Launcher, tmp_path: Path) 
     async with aiohttp.ClientSession() as s:
         with pytest.raises(aiohttp.ClientConnectorCertificateError):
             await s.get(f"{gw.url}/echo")
+
+
+async def test_token_admin_api_on_a_real_gateway(backend: Backend, launch: Launcher) -> None:
+    """The worker serves the token admin API over its vault and the policies' classes."""
+    from proxy.adminapi.keys import key_digest, new_api_key
+
+    key = new_api_key()
+    digest = key_digest(key)
+    routes = (
+        "classes:\n  ssn: {format: ssn, keep_last: 4}\n"
+        "routes:\n  - name: everything\n    match: {prefix: /}\n    allow_unauthenticated: true\n"
+    )
+    api = f", api: {{keys: [{{name: ops, role: admin, sha256: {digest}}}]}}"
+    gw = launch(backend.url, routes=routes, admin_extra=api)
+    await wait_ready(gw)
+    base = f"{gw.admin}/.tokengate/admin/v1/tokens"
+    auth = {"Authorization": f"Bearer {key}"}
+    async with aiohttp.ClientSession(headers=auth) as s:
+        async with s.post(
+            f"{base}/tokenize", json={"class": "ssn", "values": ["123-45-6789"]}
+        ) as r:
+            assert r.status == 200, await r.text()
+            token = (await r.json())["results"][0]["token"]
+        assert token != "123-45-6789"
+        async with s.post(f"{base}/detokenize", json={"class": "ssn", "tokens": [token]}) as r:
+            assert r.status == 200, await r.text()
+            assert "123-45-6789" in await r.text()
+        async with s.post(f"{base}/tokenize", json={"class": "pan", "values": ["1"]}) as r:
+            assert r.status == 404  # undeclared class
+    async with aiohttp.ClientSession() as s:
+        async with s.post(f"{base}/detokenize", json={"class": "ssn", "tokens": [token]}) as r:
+            assert r.status == 401
