@@ -9,6 +9,7 @@ that starts without its vault would answer field-rule routes 503 forever.
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass
@@ -23,7 +24,11 @@ from proxy.tokenization import TokenizationConfig
 from tokengate.errors import ConfigError, GatewayError
 from vault.engine import Vault
 from vault.opening import open_store
+from vault.sqlite_store import SqliteVault
 from vault.store import VaultStore
+
+log = logging.getLogger("tokengate.vault")
+PURGE_EVERY = 600.0  # seconds between purges of expired SQLite records
 
 
 @dataclass(frozen=True, slots=True)
@@ -102,4 +107,18 @@ async def open_fields(
         if isinstance(closable, RedisRateLimiter | SqliteRateLimiter):
             stack.push_async_callback(closable.close)
         vault = Vault(store, keys, untagged_index_version=tokenization.untagged_index_version)
+        if isinstance(store, SqliteVault):
+            # Expired records are never returned; this only gives their space back.
+            purger = asyncio.create_task(_purge_forever(store), name="vault-purge-expired")
+            stack.callback(purger.cancel)
         yield FieldRuntime(vault=vault, store=store, limiter=limiter, keys=keys, audit=audit)
+
+
+async def _purge_forever(store: SqliteVault, *, every: float = PURGE_EVERY) -> None:
+    """Delete expired SQLite records in bounded batches, forever (cancelled at shutdown)."""
+    while True:
+        await asyncio.sleep(every)
+        try:
+            await store.purge_expired(limit=10_000)
+        except GatewayError as e:
+            log.warning("vault: purging expired records failed: %s", type(e).__name__)

@@ -66,3 +66,38 @@ def test_memory_limiter_refused_with_several_workers(tmp_path: Path) -> None:
 def test_unknown_limiter_scheme_is_a_config_error() -> None:
     with pytest.raises(ValueError, match="rate_limits must be"):
         TokenizationConfig(rate_limits="mongodb://x")
+
+
+async def test_expired_sqlite_records_are_purged(tmp_path: Path) -> None:
+    import asyncio
+
+    from proxy.fieldsetup import _purge_forever
+    from vault.sqlite_store import SqliteVault
+    from vault.store import StoredRecord
+
+    now = [1000.0]
+    store = SqliteVault(tmp_path / "v.db", timeout=2.0, now=lambda: now[0])
+    await store.open()
+    try:
+        live = StoredRecord(b"a" * 32, 1, b"o", b"m", expires=None)
+        dying = StoredRecord(b"b" * 32, 1, b"o", b"m", expires=1500)
+        assert await store.put_new([live, dying]) == [True, True]
+        now[0] = 2000.0
+        task = asyncio.create_task(_purge_forever(store, every=0.01))
+        for _ in range(500):
+            await asyncio.sleep(0.01)
+            if _rows(tmp_path / "v.db") == 1:
+                break
+        task.cancel()
+        # The expired row is gone from the file, not only hidden from reads.
+        now[0] = 1000.0
+        assert [r.id for r in await store.scan(after=None, limit=10)] == [b"a" * 32]
+    finally:
+        await store.close()
+
+
+def _rows(path: Path) -> int:
+    import sqlite3
+
+    with sqlite3.connect(path) as conn:
+        return int(conn.execute("SELECT count(*) FROM tg_vault").fetchone()[0])
