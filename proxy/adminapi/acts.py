@@ -23,10 +23,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from audit.auditor import Auditor
-from audit.errors import AuditError
 from audit.schema import AuditValue
 from proxy.adminapi.keys import Role
 from proxy.adminapi.listing import sid_hash
+from proxy.adminapi.recorder import ActRecorder
 from proxy.sessions.model import Session
 from proxy.sessions.store import SessionStore
 from tokengate.errors import GatewayError
@@ -59,12 +59,15 @@ class SessionAdmin:
     ) -> None:
         self._store = store
         self._auditor = auditor
+        self._record = ActRecorder(auditor)
         self._clock = clock
 
     async def list_sessions(self, actor: Actor, sub: str) -> list[Session]:
         """The live sessions of ``sub``, oldest first, once the listing is recorded."""
         sessions = await self._store.list_sessions(sub, now=self._clock())
-        await self._emit("admin.sessions_list", sub=sub, count=len(sessions), **actor.fields())
+        await self._record.emit(
+            "admin.sessions_list", sub=sub, count=len(sessions), **actor.fields()
+        )
         return sessions
 
     async def revoke_session(self, actor: Actor, sid: str, *, reason: str | None = None) -> bool:
@@ -86,55 +89,37 @@ class SessionAdmin:
     async def revoke_user(self, actor: Actor, sub: str, *, reason: str | None = None) -> int:
         """Revoke every session of ``sub``; the number revoked."""
         fields: dict[str, AuditValue] = {"sub": sub, "reason": reason, **actor.fields()}
-        await self._emit("admin.user_revoke", result="requested", **fields)
+        await self._record.emit("admin.user_revoke", result="requested", **fields)
         try:
             count = await self._store.revoke_user(sub, now=self._clock())
         except GatewayError as e:
-            await self._record_failure("admin.user_revoke", fields, e)
+            await self._record.failed("admin.user_revoke", fields, e)
             raise
-        await self._record_done("admin.user_revoke", {**fields, "count": count})
+        await self._record.done("admin.user_revoke", {**fields, "count": count})
         return count
 
     async def revoke_all(self, actor: Actor, *, reason: str | None = None) -> float:
         """Revoke every session created until now; that moment (POSIX seconds)."""
         fields: dict[str, AuditValue] = {"reason": reason, **actor.fields()}
-        await self._emit("admin.all_revoke", result="requested", **fields)
+        await self._record.emit("admin.all_revoke", result="requested", **fields)
         cutoff = self._clock()
         try:
             await self._store.revoke_all(now=cutoff)
         except GatewayError as e:
-            await self._record_failure("admin.all_revoke", fields, e)
+            await self._record.failed("admin.all_revoke", fields, e)
             raise
-        await self._record_done("admin.all_revoke", fields)
+        await self._record.done("admin.all_revoke", fields)
         return cutoff
 
     async def _revoke_one(
         self, actor: Actor, sid: str | None, fields: dict[str, AuditValue]
     ) -> bool:
         fields = {**fields, **actor.fields()}
-        await self._emit("admin.session_revoke", result="requested", **fields)
+        await self._record.emit("admin.session_revoke", result="requested", **fields)
         try:
             revoked = sid is not None and await self._store.revoke(sid)
         except GatewayError as e:
-            await self._record_failure("admin.session_revoke", fields, e)
+            await self._record.failed("admin.session_revoke", fields, e)
             raise
-        await self._record_done("admin.session_revoke", {**fields, "revoked": revoked})
+        await self._record.done("admin.session_revoke", {**fields, "revoked": revoked})
         return revoked
-
-    async def _emit(self, event: str, **fields: AuditValue) -> None:
-        """Emit ``event`` without the fields that are None (absent, not null, in the log)."""
-        await self._auditor.emit(event, **{k: v for k, v in fields.items() if v is not None})
-
-    async def _record_done(self, event: str, fields: dict[str, AuditValue]) -> None:
-        try:
-            await self._emit(event, result="ok", **fields)
-        except AuditError as e:
-            log.warning("%s took effect but its outcome was not recorded: %s", event, e)
-
-    async def _record_failure(
-        self, event: str, fields: dict[str, AuditValue], error: GatewayError
-    ) -> None:
-        try:
-            await self._emit(event, result="failed", error=error.code, **fields)
-        except AuditError as e:
-            log.warning("%s failed and the failure was not recorded: %s", event, e)

@@ -23,9 +23,9 @@ import logging
 from collections.abc import Sequence
 
 from audit.auditor import Auditor
-from audit.errors import AuditError
 from audit.schema import AuditValue
 from proxy.adminapi.acts import Actor
+from proxy.adminapi.recorder import ActRecorder
 from proxy.adminapi.token_service import TokenService
 from tokengate.errors import GatewayError
 from vault.api import FormatMismatch, Refused, Revealed
@@ -39,6 +39,7 @@ class TokenAdmin:
     def __init__(self, service: TokenService, auditor: Auditor) -> None:
         self._service = service
         self._auditor = auditor
+        self._record = ActRecorder(auditor)
 
     async def tokenize(
         self,
@@ -58,14 +59,14 @@ class TokenAdmin:
             "tenant": tenant or None,
         }
         event = "admin.token_tokenize"
-        await self._emit(event, result="requested", **fields)
+        await self._record.emit(event, result="requested", **fields)
         try:
             out = await self._service.tokenize(field_class, values, owner=owner, tenant=tenant)
         except GatewayError as e:
-            await self._record_failure(event, fields, e)
+            await self._record.failed(event, fields, e)
             raise
         made = sum(1 for t in out if isinstance(t, str))
-        await self._record_done(event, {**fields, "tokenized": made, "mismatched": len(out) - made})
+        await self._record.done(event, {**fields, "tokenized": made, "mismatched": len(out) - made})
         return out
 
     async def detokenize(
@@ -78,14 +79,14 @@ class TokenAdmin:
             "count": len(tokens),
         }
         event = "admin.token_detokenize"
-        await self._emit(event, result="requested", **fields)
+        await self._record.emit(event, result="requested", **fields)
         try:
             out = await self._service.detokenize(field_class, tokens)
         except GatewayError as e:
-            await self._record_failure(event, fields, e)
+            await self._record.failed(event, fields, e)
             raise
         revealed = sum(1 for r in out if isinstance(r, Revealed))
-        await self._emit(  # no entry, no values: an AuditError here withholds them
+        await self._record.emit(  # no entry, no values: an AuditError here withholds them
             event,
             result="ok",
             revealed=revealed,
@@ -106,32 +107,14 @@ class TokenAdmin:
         found = await self._service.detokenize(field_class, tokens)  # ids only; values dropped
         fields["record_ids"] = _ids(found)
         del found
-        await self._emit(event, result="requested", **fields)
+        await self._record.emit(event, result="requested", **fields)
         try:
             deleted = await self._service.delete(field_class, tokens)
         except GatewayError as e:
-            await self._record_failure(event, fields, e)
+            await self._record.failed(event, fields, e)
             raise
-        await self._record_done(event, {**fields, "deleted": deleted})
+        await self._record.done(event, {**fields, "deleted": deleted})
         return deleted
-
-    async def _emit(self, event: str, **fields: AuditValue) -> None:
-        """Emit ``event`` without the fields that are None (absent, not null, in the log)."""
-        await self._auditor.emit(event, **{k: v for k, v in fields.items() if v is not None})
-
-    async def _record_done(self, event: str, fields: dict[str, AuditValue]) -> None:
-        try:
-            await self._emit(event, result="ok", **fields)
-        except AuditError as e:
-            log.warning("%s took effect but its outcome was not recorded: %s", event, e)
-
-    async def _record_failure(
-        self, event: str, fields: dict[str, AuditValue], error: GatewayError
-    ) -> None:
-        try:
-            await self._emit(event, result="failed", error=error.code, **fields)
-        except AuditError as e:
-            log.warning("%s failed and the failure was not recorded: %s", event, e)
 
 
 def _ids(results: Sequence[Revealed | Refused]) -> list[str]:
