@@ -17,7 +17,6 @@ Sessions are named in the log by :func:`~proxy.adminapi.listing.sid_hash`.
 from __future__ import annotations
 
 import hmac
-import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -30,8 +29,6 @@ from proxy.adminapi.recorder import ActRecorder
 from proxy.sessions.model import Session
 from proxy.sessions.store import SessionStore
 from tokengate.errors import GatewayError
-
-log = logging.getLogger("tokengate.adminapi")
 
 
 @dataclass(frozen=True, slots=True)

@@ -19,7 +19,6 @@ Entries carry class, counts, actor and record id hashes: never a value or a toke
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Sequence
 
 from audit.auditor import Auditor
@@ -29,8 +28,6 @@ from proxy.adminapi.recorder import ActRecorder
 from proxy.adminapi.token_service import TokenService
 from tokengate.errors import GatewayError
 from vault.api import FormatMismatch, Refused, Revealed
-
-log = logging.getLogger("tokengate.adminapi")
 
 
 class TokenAdmin:
