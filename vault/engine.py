@@ -4,6 +4,9 @@ Rules:
 - One store call per ``tokenize`` / ``detokenize`` / ``delete`` / ``are_tokens``
   call, never one per item; ``tokenize`` adds one call per collision retry
   round (at most ``max_attempts`` rounds, then :class:`TokenSpaceExhausted`).
+  Concurrent ``tokenize`` (and ``detokenize``) calls of one loop turn, such as
+  the field rules of one message, are joined into one store call
+  (:mod:`vault.coalesce`): one round trip per message.
 - A token is returned only after ``put_new`` reported its record inserted,
   or, for a deterministic token, already there (the same value's shared
   record). Items of one batch that produce the same deterministic token share
@@ -43,6 +46,7 @@ from vault.api import (
     TokenizeItem,
     audit_id,
 )
+from vault.coalesce import Coalescer
 from vault.codec import check_class, mint, parse
 from vault.crypto import RecordRefused, convergent_secret, open_record, record_id, seal
 from vault.errors import FormatMismatch, VaultError
@@ -52,6 +56,8 @@ from vault.record import RECORD_VERSION, MetaError, decode_meta
 from vault.store import StoredRecord, VaultStore
 
 __all__ = ["TokenSpaceExhausted", "Vault", "check_class"]
+
+MAX_JOINED = 2000  # most items in one joined store call
 
 
 class TokenSpaceExhausted(VaultError):
@@ -95,9 +101,18 @@ class Vault:
         self._untagged = untagged_index_version
         self._max_attempts = max_attempts
         self._checked: set[ClassSpec] = set()
+        self._tokenizer = Coalescer(self._tokenize_now, max_items=MAX_JOINED)
+        self._detokenizer = Coalescer(self._detokenize_now, max_items=MAX_JOINED)
 
     async def tokenize(self, items: Sequence[TokenizeItem]) -> list[str | FormatMismatch]:
         """Tokens for ``items``, same order; each returned only once its record is committed."""
+        return await self._tokenizer.submit(items)
+
+    async def detokenize(self, items: Sequence[DetokenizeItem]) -> list[Revealed | Refused]:
+        """Values for ``items``, same order; refusals are values."""
+        return await self._detokenizer.submit(items)
+
+    async def _tokenize_now(self, items: Sequence[TokenizeItem]) -> list[str | FormatMismatch]:
         out: list[str | FormatMismatch] = [""] * len(items)
         kinds: dict[int, FormatKind] = {}
         for i, item in enumerate(items):
@@ -121,8 +136,7 @@ class Vault:
             )
         return out
 
-    async def detokenize(self, items: Sequence[DetokenizeItem]) -> list[Revealed | Refused]:
-        """Values for ``items``, same order; refusals are values."""
+    async def _detokenize_now(self, items: Sequence[DetokenizeItem]) -> list[Revealed | Refused]:
         located = [self._locate(item) for item in items]
         records = await self._fetch(located)
         return [

@@ -496,3 +496,26 @@ def test_round_trip_property(
 
     asyncio.run(run())
     assert store.calls == ["put_new", "get_many"]
+
+
+async def test_concurrent_calls_share_one_store_round_trip(
+    vault: Vault, store: CountingStore
+) -> None:
+    """The field rules of one message run concurrently: one put_new, one get_many."""
+    batches = [items({spec: value}) for spec, value in ALL.items()]
+    tokens = await asyncio.gather(*(vault.tokenize(b) for b in batches))
+    assert store.calls == ["put_new"]
+    assert store.sizes == [len(ALL)]
+    store.calls.clear()
+    asks = [[DetokenizeItem(str(t[0]), spec)] for t, spec in zip(tokens, ALL, strict=True)]
+    answers = await asyncio.gather(*(vault.detokenize(a) for a in asks))
+    assert store.calls == ["get_many"]
+    got = [a[0] for a in answers]
+    assert all(isinstance(r, Revealed) for r in got)
+    assert [r.value for r in got if isinstance(r, Revealed)] == list(ALL.values())
+
+
+async def test_sequential_calls_are_not_held_back(vault: Vault, store: CountingStore) -> None:
+    for spec, value in ALL.items():
+        await vault.tokenize(items({spec: value}))
+    assert store.calls == ["put_new"] * len(ALL)
