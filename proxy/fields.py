@@ -11,6 +11,10 @@ Rules:
   reveals nothing. A 2xx body the rules cannot read fails closed (502).
 - The same ActionContext (caller, tenant, vault, clock) serves both
   directions; the transformer names the rule on every call.
+- A rewritten body drops the sender's digests of the old bytes. A rewritten
+  response is also made uncacheable (``Cache-Control: no-store``, no
+  ``ETag``/``Last-Modified``): it holds what this caller may see, and a
+  shared cache must never hand it to another.
 """
 
 from __future__ import annotations
@@ -101,6 +105,8 @@ class FieldFilter:
         )
         out = await rules.apply(message, self._ctx)
         _replace_headers(headers, out.headers)
+        if out.body_changed:
+            _drop(headers, _BODY_DIGESTS)
         if out.query != query:
             target = f"{path}?{out.query}" if out.query else path
         elif sep and not query:
@@ -134,7 +140,20 @@ class FieldFilter:
         )
         out = await rules.apply(message, replace(self._ctx, direction="response"))
         _replace_headers(headers, out.headers)
-        return out.body if out.body_changed else body
+        if not out.body_changed:
+            return body
+        _drop(headers, (*_BODY_DIGESTS, *_VALIDATORS))
+        headers["Cache-Control"] = "no-store"
+        return out.body
+
+
+_BODY_DIGESTS = ("Content-Digest", "Repr-Digest", "Digest", "Content-MD5")
+_VALIDATORS = ("ETag", "Last-Modified")
+
+
+def _drop(headers: CIMultiDict[str], names: tuple[str, ...]) -> None:
+    for name in names:
+        headers.popall(name, None)
 
 
 def _replace_headers(headers: CIMultiDict[str], new: tuple[tuple[str, str], ...]) -> None:

@@ -106,7 +106,8 @@ def _record_routes(app: web.Application) -> None:
         record = records.get(request.match_info["id"])
         if record is None:
             return web.json_response({"error": "not found"}, status=404)
-        return web.json_response(record)
+        cache = {"ETag": '"v1"', "Cache-Control": "public, max-age=60"}
+        return web.json_response(record, headers=cache)
 
     async def read_all(request: web.Request) -> web.Response:
         return web.json_response({"items": list(records.values())})
@@ -342,3 +343,18 @@ vault:
             async with s.get(f"{env.gw.url}/records/1") as r:
                 assert r.status == 503  # a token is never passed on as if it were the value
                 assert (await r.json())["error"] == "vault_unavailable"
+
+
+async def test_rewritten_answers_are_not_cacheable(env: Env) -> None:
+    """A shared cache must never hand one caller's revealed values to another."""
+    async with client() as s:
+        await login(s, env, "alice")
+        await create(s, env, {"ssn": SSN})
+        await create(s, env, {"name": "no sensitive field"})
+        async with s.get(f"{env.gw.url}/records/1") as r:
+            assert (await r.json())["ssn"] == SSN
+            assert r.headers["Cache-Control"] == "no-store"
+            assert "ETag" not in r.headers
+        async with s.get(f"{env.gw.url}/records/2") as r:  # nothing rewritten: untouched
+            assert r.headers["Cache-Control"] == "public, max-age=60"
+            assert r.headers["ETag"] == '"v1"'
