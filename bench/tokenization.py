@@ -1,4 +1,4 @@
-"""Tokenization benchmark: ``.venv/bin/python -m bench.tokenize [--quick] [--backends ...]``.
+"""Tokenization benchmark: ``.venv/bin/python -m bench.tokenization [--quick] [--backends ...]``.
 
 Per vault backend (SQLite, Redis, PostgreSQL, S3 on a private moto server), in
 one run with the same wrk settings: tokenize a JSON body with 1, 10 and 100
@@ -26,13 +26,14 @@ from bench import targets
 from bench import tokenize_config as cfg
 from bench.gateway import Endpoint, Plan, measure
 from bench.loadgen import WrkSettings
-from bench.procs import BenchError, Server, free_port, signals_as_interrupt
+from bench.procs import BenchError, Server, free_port, http_status, signals_as_interrupt
 from bench.report import NOISY_PCT, Report, environment, vars_of
 from bench.sessions import REDIS_URL, StoreServers, mint_token
 from bench.tokenize_report import goal_checks, render, rows, target_name
 from bench.tokenize_stores import BACKENDS, Prepared, fsync_latency_ms, prepared
 
 POSTGRES_URL = "postgresql://postgres@127.0.0.1:5432/test"
+SETTLE_S = 180.0  # longest wait for a gateway to work off a previous run's backlog
 
 
 @dataclass(frozen=True, slots=True)
@@ -108,11 +109,23 @@ def measure_pair(
     phases: Sequence[Phase],
     servers: StoreServers,
 ) -> None:
-    """Each endpoint on pass-through then field gateway, back to back, in every phase."""
+    """Each endpoint on pass-through then field gateway, back to back, in every phase.
+
+    Before each measurement one request is sent with a long timeout: a slow store
+    (S3) may still be working off the requests wrk left behind at the end of the
+    previous run, and the probe of ``measure`` would give up on it.
+    """
     for name in names:
         for phase in phases:
             for gw, eps in pair:
                 ep = [e for e in eps if e.name == name]
+                http_status(
+                    gw.base_url + ep[0].path,
+                    headers=ep[0].headers,
+                    timeout=SETTLE_S,
+                    method=ep[0].method,
+                    data=ep[0].body,
+                )
                 measure(gw, ep, phase.plan, phase.report, phase.raw_dir, servers)
 
 
@@ -212,7 +225,7 @@ def write(phases: Sequence[Phase], notes: list[str], outdir: Path, started: date
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(
-        prog="python -m bench.tokenize", description=__doc__.splitlines()[0]
+        prog="python -m bench.tokenization", description=__doc__.splitlines()[0]
     )
     p.add_argument("--backends", type=lambda s: s.split(","), default=list(BACKENDS))
     p.add_argument("--duration", type=int, default=10, help="seconds measured per target")
