@@ -10,12 +10,17 @@ Rules:
 - Output is compact; the untouched body is returned as received, so its
   bytes only change when a rule changed a value.
 - Encoding is iterative: nesting depth cannot exhaust the Python stack.
+- A document that never held a :class:`JsonFloat` (tracked from parsing on)
+  is encoded by ``json.dumps`` with the same output contract: compact, member
+  order kept, non-ASCII as UTF-8; a lone surrogate or a nesting too deep for
+  the C encoder falls back to the iterative encoder, which keeps them exact.
 """
 
 from __future__ import annotations
 
 import json
 import math
+from collections.abc import Callable
 
 from policy.bodies.errors import Malformed
 from policy.selectors import JsonPath, Step, json_remove, json_replace, select_json
@@ -51,6 +56,10 @@ def _constant(_: str) -> object:
 
 def parse_json(body: bytes) -> object:
     """The JSON value of ``body``; raise Malformed when it is not strict UTF-8 JSON."""
+    return _parse(body, JsonFloat)
+
+
+def _parse(body: bytes, make_float: Callable[[str], JsonFloat]) -> object:
     try:
         text = body.decode("utf-8")
     except UnicodeDecodeError as e:
@@ -59,7 +68,7 @@ def parse_json(body: bytes) -> object:
         raise Malformed("json body starts with a byte-order mark")
     try:
         return json.loads(
-            text, object_pairs_hook=_pairs, parse_float=JsonFloat, parse_constant=_constant
+            text, object_pairs_hook=_pairs, parse_float=make_float, parse_constant=_constant
         )
     except _Duplicate as e:
         raise Malformed("json object repeats a member name") from e
@@ -104,8 +113,19 @@ def _scalar(value: object) -> str:
     raise TypeError("not a json value")
 
 
-def encode_json(root: object) -> bytes:
-    """Compact UTF-8 JSON text of ``root`` (dict, list and scalar values)."""
+def encode_json(root: object, *, plain: bool = False) -> bytes:
+    """Compact UTF-8 JSON text of ``root`` (dict, list and scalar values).
+
+    ``plain``: the caller knows ``root`` holds no :class:`JsonFloat` and only
+    string member names (a parsed document that tracked it), so ``json.dumps``
+    may do the work; its output is then the same as the iterative encoder's.
+    """
+    if plain:
+        try:
+            text = json.dumps(root, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
+            return text.encode("utf-8")
+        except (UnicodeEncodeError, RecursionError):
+            pass  # a lone surrogate stays escaped, deep nesting is walked: below
     parts: list[str] = []
     stack: list[object] = [root]
     while stack:
@@ -136,8 +156,13 @@ class JsonDocument:
     """A parsed JSON body that rules select from and write back into."""
 
     def __init__(self, body: bytes) -> None:
-        self.root = parse_json(body)
+        self._floats = False  # whether a JsonFloat is (or was) in the tree
+        self.root = _parse(body, self._float)
         self.changed = False
+
+    def _float(self, text: str) -> JsonFloat:
+        self._floats = True
+        return JsonFloat(text)
 
     def select(self, steps: tuple[Step, ...]) -> list[tuple[JsonPath, object]]:
         """Every (location, value) the steps reach."""
@@ -147,6 +172,7 @@ class JsonDocument:
         """Write a scalar at ``path``."""
         _scalar(value)  # refuse what JSON cannot hold before touching the tree
         json_replace(self.root, path, value)
+        self._floats = self._floats or isinstance(value, JsonFloat)
         self.changed = True
 
     def remove(self, path: JsonPath) -> None:
@@ -156,4 +182,4 @@ class JsonDocument:
 
     def encode(self) -> bytes:
         """The body as it now is."""
-        return encode_json(self.root)
+        return encode_json(self.root, plain=not self._floats)

@@ -124,3 +124,46 @@ def test_encode_is_json_with_the_same_value(value: object) -> None:
     assert json.loads(encoded) == value
     assert parse_json(encoded) == value
     assert encode_json(parse_json(encoded)) == encoded
+
+
+def _document(body: bytes) -> JsonDocument:
+    doc = JsonDocument(body)
+    doc.changed = True  # as after a rule's write
+    return doc
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        b'{"s": "\\ud800", "t": "caf\\u00e9"}',  # a lone surrogate stays escaped
+        b'{"n": 0.10, "i": 1}',  # a float keeps its text
+        b'{"b": 1, "a": [true, false, null, "x\\n\\"y"], "c": {}}',
+    ],
+)
+def test_document_encode_matches_the_exact_encoder(body: bytes) -> None:
+    assert _document(body).encode() == encode_json(parse_json(body))
+
+
+def test_plain_encoding_survives_nesting_deeper_than_the_c_encoder() -> None:
+    deep: list[object] = []
+    for _ in range(20_000):
+        deep = [deep]
+    assert encode_json(deep, plain=True) == b"[" * 20_001 + b"]" * 20_001
+
+
+def test_a_float_written_back_keeps_its_text() -> None:
+    doc = _document(b'{"a": "x", "b": 1}')
+    doc.replace(("a",), JsonFloat("1.50"))
+    assert doc.encode() == b'{"a":1.50,"b":1}'
+
+
+def test_a_plain_float_written_back_is_its_shortest_repr() -> None:
+    doc = _document(b'{"a": "x"}')
+    doc.replace(("a",), 0.1)
+    assert doc.encode() == b'{"a":0.1}'
+
+
+@given(json_values)
+def test_document_encode_is_the_exact_encoder(value: object) -> None:
+    body = encode_json(value)
+    assert _document(body).encode() == body
