@@ -21,9 +21,7 @@ tests/vault/vectors/ pin them, and any change bumps
 
 from __future__ import annotations
 
-import base64
 import re
-import uuid
 from dataclasses import dataclass, field
 
 from vault.errors import VaultError
@@ -35,7 +33,20 @@ MAX_TAGGED_INDEX_VERSION = 32
 _ALPHABET = "abcdefghijklmnopqrstuvwxyz234567"
 _PREFIX = re.compile(r"[a-z][a-z0-9-]{0,31}")
 _BODY_LEN = 32  # base32 of 20 bytes, no padding
+_TAGGED_REST = re.compile(r"[a-z2-7]{33}")  # ``t`` and the body
 _UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}")
+
+# Base32 of exactly 20 bytes is the 160-bit big-endian integer of S written in
+# 32 base-32 digits (160 = 32 * 5: no padding, no partial group), RFC 4648's
+# alphabet standing for the digit values 0-31. So the body is read with int()
+# after mapping that alphabet onto int's own base-32 digits (0-9a-v), and
+# written ten bits (two characters) at a time: both in C, where
+# base64.b32encode/b32decode loop in Python. tests/vault/test_tokens.py checks
+# both against the base64 module.
+_TO_INT_DIGITS = str.maketrans(_ALPHABET, "0123456789abcdefghijklmnopqrstuv")
+_VERSION_OF = {c: i + 1 for i, c in enumerate(_ALPHABET)}
+_PAIRS = tuple(a + b for a in _ALPHABET for b in _ALPHABET)  # 10-bit value -> 2 characters
+_PAIR_SHIFTS = tuple(range(SECRET_BYTES * 8 - 10, -1, -10))
 
 
 class IndexVersionError(VaultError):
@@ -64,20 +75,23 @@ def tagged_token(prefix: str, index_version: int, secret: bytes) -> str:
         )
     if len(secret) != SECRET_BYTES or not valid_prefix(prefix):
         raise ValueError("vault: bad token prefix or secret length")
-    body = base64.b32encode(secret).decode("ascii").lower()
+    n = int.from_bytes(secret, "big")
+    body = "".join([_PAIRS[(n >> shift) & 0x3FF] for shift in _PAIR_SHIFTS])
     return f"{prefix}_{_ALPHABET[index_version - 1]}{body}"
 
 
 def parse_tagged(prefix: str, token: str) -> ParsedToken | None:
     """The parts of a ``<prefix>_<t><body>`` token, or None if it is not one."""
-    head = prefix + "_"
-    if not token.startswith(head) or len(token) != len(head) + 1 + _BODY_LEN:
+    at = len(prefix) + 1
+    if (
+        len(token) != at + 1 + _BODY_LEN
+        or not token.startswith(prefix)
+        or token[at - 1] != "_"
+        or _TAGGED_REST.fullmatch(token, at) is None
+    ):
         return None
-    rest = token[len(head) :]
-    if any(c not in _ALPHABET for c in rest):
-        return None
-    secret = base64.b32decode(rest[1:].upper())
-    return ParsedToken(token, secret, _ALPHABET.index(rest[0]) + 1)
+    secret = int(token[at + 1 :].translate(_TO_INT_DIGITS), 32).to_bytes(SECRET_BYTES, "big")
+    return ParsedToken(token, secret, _VERSION_OF[token[at]])
 
 
 def uuid_token(random16: bytes) -> tuple[str, bytes]:
@@ -88,7 +102,8 @@ def uuid_token(random16: bytes) -> tuple[str, bytes]:
     raw[6] = (raw[6] & 0x0F) | 0x40
     raw[8] = (raw[8] & 0x3F) | 0x80
     secret = bytes(raw)
-    return str(uuid.UUID(bytes=secret)), secret
+    h = secret.hex()  # str(uuid.UUID(bytes=secret)), without building the object
+    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}", secret
 
 
 def parse_uuid(token: str, index_version: int) -> ParsedToken | None:
@@ -96,4 +111,4 @@ def parse_uuid(token: str, index_version: int) -> ParsedToken | None:
     text = token.lower()
     if _UUID.fullmatch(text) is None:
         return None
-    return ParsedToken(text, uuid.UUID(text).bytes, index_version)
+    return ParsedToken(text, bytes.fromhex(text.replace("-", "")), index_version)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import uuid
 
 import pytest
@@ -119,3 +120,34 @@ def test_malformed_uuid_tokens(token: str) -> None:
 def test_uuid_needs_16_bytes() -> None:
     with pytest.raises(ValueError, match="16 random bytes"):
         uuid_token(b"\x00" * 15)
+
+
+@given(secret=st.binary(min_size=20, max_size=20), version=st.integers(1, 32))
+def test_tagged_body_is_rfc4648_base32(secret: bytes, version: int) -> None:
+    """The C-speed reader and writer agree with the base64 module, byte for byte."""
+    token = tagged_token("tok", version, secret)
+    assert token[5:] == base64.b32encode(secret).decode().lower()
+    parsed = parse_tagged("tok", token)
+    assert parsed is not None
+    assert parsed.secret == base64.b32decode(token[5:].upper())
+
+
+@pytest.mark.parametrize(
+    "rest",
+    [
+        "a" + "a_" * 16,  # int() would skip underscores
+        "a " + "a" * 31,  # and surrounding whitespace
+        "a" + "a" * 31 + "\n",
+        "a" + "A" * 32,
+        "a0" + "a" * 31,  # digits of int's base 32 that base32 does not use
+        "a" + "a" * 31 + "9",
+        "a" + "+" + "a" * 31,  # int() accepts a sign
+    ],
+)
+def test_tagged_bodies_int_would_read_are_still_malformed(rest: str) -> None:
+    assert parse_tagged("tok", "tok_" + rest) is None
+
+
+@pytest.mark.parametrize("text", ["", "tok", "tok_", "to_" + "a" * 34, "tokx" + "a" * 33])
+def test_short_and_misplaced_tagged_tokens(text: str) -> None:
+    assert parse_tagged("tok", text) is None
