@@ -13,7 +13,6 @@ GCM limit for random nonces (2^32 per key) encryption refuses.
 
 from __future__ import annotations
 
-import hashlib
 import hmac as hmac_mod
 import threading
 from collections import Counter
@@ -21,12 +20,11 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
-from cryptography.hazmat.primitives.hashes import SHA256
-from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
 from kms_client import aead
 from kms_client.config import MAX_NONCE_ENCRYPTIONS
 from kms_client.errors import DecryptionError, KeyStateError
+from kms_client.hkdf import hkdf_sha256
 from kms_client.keyring import USABLE, KeyKind, Keyring, KeyState, PurposeRing
 from kms_client.signing import KeySigner
 
@@ -103,7 +101,7 @@ class KeyView:
         """HMAC-SHA256 under ``version`` (default: the primary) of a prf purpose."""
         p = self._purpose(purpose, KeyKind.PRF)
         v, entry = self._usable(purpose, p, version)
-        return KeyedDigest(v, hmac_mod.new(entry.material, data, hashlib.sha256).digest())
+        return KeyedDigest(v, hmac_mod.digest(entry.material, data, "sha256"))
 
     def derive_key(
         self,
@@ -116,15 +114,15 @@ class KeyView:
     ) -> DerivedKey:
         """WARNING: raw key material for a caller's own cipher (the vault's per-record keys).
 
-        HKDF-SHA256(ikm = key ``version`` of an aead or prf purpose, salt, info).
+        HKDF-SHA256(ikm = key ``version`` of an aead or prf purpose, salt, info), ``length``
+        1 to 8160 bytes (:func:`kms_client.hkdf.hkdf_sha256`).
         The caller must bind ``info`` to its own format and never log the result.
         """
         p = self._purpose(purpose, None)
         if p.kind is KeyKind.SIGNING:
             raise KeyStateError(f"kms: purpose '{purpose}' holds signing keys")
         v, entry = self._usable(purpose, p, version)
-        hkdf = HKDF(algorithm=SHA256(), length=length, salt=salt, info=info)
-        return DerivedKey(v, hkdf.derive(entry.material))
+        return DerivedKey(v, hkdf_sha256(entry.material, salt=salt, info=info, length=length))
 
     def signer(self, purpose: str) -> KeySigner:
         """The primary signer of a signing purpose."""
