@@ -22,8 +22,8 @@ Rules of evaluation:
 
 from __future__ import annotations
 
+import functools
 import re
-from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Literal
 
@@ -110,6 +110,7 @@ def _member_text(name: str) -> str:
     return f"['{escaped}']"
 
 
+@functools.lru_cache(maxsize=1024)  # steps come from config; selection reuses their text
 def _step_text(step: Step) -> str:
     match step:
         case Member(name):
@@ -212,51 +213,71 @@ def _parse_quoted(text: str, pos: int) -> tuple[str, int]:
     raise ValueError("unterminated quoted member name")
 
 
+# A selected location: (path, its text as path_text() writes it, parent, key, node).
+type Slot = tuple[JsonPath, str, object, str | int, object]
+
+
 def select_json(root: object, steps: tuple[Step, ...]) -> list[tuple[JsonPath, object]]:
     """Every (location, node) the steps reach in ``root``, without duplicates."""
-    current: list[tuple[JsonPath, object]] = [((), root)]
+    return [(slot[0], slot[4]) for slot in locate_json(root, steps)]
+
+
+def locate_json(root: object, steps: tuple[Step, ...]) -> list[Slot]:
+    """Every slot the steps reach in ``root``, without duplicates, in document order.
+
+    A slot carries its parent and key so write-back needs no second walk, and
+    its location text built step by step (no per-value formatting of the path).
+    """
+    current: list[Slot] = [((), "$", None, "", root)]
     for step in steps:
-        current = [hit for path, node in current for hit in _apply(step, path, node)]
-    seen: set[JsonPath] = set()
-    unique = []
-    for path, node in current:
-        if path not in seen:
-            seen.add(path)
-            unique.append((path, node))
-    return unique
+        reached: list[Slot] = []
+        for slot in current:
+            _apply(step, slot, reached)
+        current = reached
+    unique: dict[JsonPath, Slot] = {}
+    for slot in current:
+        unique.setdefault(slot[0], slot)
+    return list(unique.values())
 
 
-def _apply(step: Step, path: JsonPath, node: object) -> Iterator[tuple[JsonPath, object]]:
+def _apply(step: Step, slot: Slot, out: list[Slot]) -> None:
+    path, text, _, _, node = slot
     match step:
         case Member(name):
             if isinstance(node, dict) and name in node:
-                yield (*path, name), node[name]
+                out.append(((*path, name), text + _step_text(step), node, name, node[name]))
         case Index(index):
             if isinstance(node, list) and index < len(node):
-                yield (*path, index), node[index]
+                out.append(((*path, index), f"{text}[{index}]", node, index, node[index]))
         case Wildcard():
-            yield from _children(path, node)
+            _children(slot, out)
         case Descend(name):
-            yield from _descend(name, path, node)
+            _descend(name, slot, out)
 
 
-def _children(path: JsonPath, node: object) -> Iterator[tuple[JsonPath, object]]:
+def _children(slot: Slot, out: list[Slot]) -> None:
+    path, text, _, _, node = slot
     if isinstance(node, dict):
         for key, value in node.items():
-            yield (*path, key), value
+            out.append(((*path, key), text + _member_text(key), node, key, value))
     elif isinstance(node, list):
         for i, value in enumerate(node):
-            yield (*path, i), value
+            out.append(((*path, i), f"{text}[{i}]", node, i, value))
 
 
-def _descend(name: str, path: JsonPath, node: object) -> Iterator[tuple[JsonPath, object]]:
-    # Iterative, so a deeply nested body cannot exhaust the Python stack.
-    stack: list[tuple[JsonPath, object]] = [(path, node)]
+def _descend(name: str, slot: Slot, out: list[Slot]) -> None:
+    # Iterative, so a deeply nested body cannot exhaust the Python stack; texts
+    # are made for the hits only, not for every node walked through.
+    stack: list[tuple[JsonPath, object]] = [(slot[0], slot[4])]
     while stack:
         p, n = stack.pop()
-        if isinstance(n, dict) and name in n:
-            yield (*p, name), n[name]
-        stack.extend(reversed(list(_children(p, n))))
+        if isinstance(n, dict):
+            if name in n:
+                path = (*p, name)
+                out.append((path, path_text(path), n, name, n[name]))
+            stack.extend(((*p, k), v) for k, v in reversed(n.items()))
+        elif isinstance(n, list):
+            stack.extend(((*p, i), n[i]) for i in range(len(n) - 1, -1, -1))
 
 
 def json_replace(root: object, path: JsonPath, value: object) -> None:

@@ -47,7 +47,7 @@ from policy.message import (
     TransformedMessage,
 )
 from policy.reading import Documents, HeaderLines, read_body, read_query, write_body
-from policy.selectors import JsonPath, Selector, path_text
+from policy.selectors import JsonPath, Selector, Slot
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,14 +65,11 @@ class CompiledRule:
 
 
 type _Doc = JsonDocument | FormPairs | MultipartDocument | HeaderLines
-type _Loc = JsonPath | int
-
-
-@dataclass(frozen=True, slots=True)
-class _Hit:
-    doc: _Doc  # the document the location is in
-    loc: _Loc
-    value: FieldValue
+type _Place = Slot | int  # a JSON slot, or an index into form pairs, query pairs or header lines
+type _Hit = tuple[_Doc, _Place, FieldValue]
+type _Found = tuple[JsonPath | int, str, _Place, object]  # claim key, location text, place, value
+_REFUSALS = frozenset({Outcome.DENY, Outcome.INVALID})
+_SCALAR = (str, int, float)  # bool is an int, JsonFloat a float
 
 
 _KINDS: dict[str, frozenset[BodyKind]] = {
@@ -126,27 +123,26 @@ class MessageTransformer:
         return docs
 
     def _select(self, docs: Documents) -> list[list[_Hit]]:
-        claimed: set[tuple[int, _Loc]] = set()
+        claimed: set[tuple[int, JsonPath | int]] = set()
         out: list[list[_Hit]] = []
         for rule in self.rules:
-            hits = []
+            hits: list[_Hit] = []
             doc, found = _find(rule.selector, docs)
-            for loc, value in found:
-                if doc is None or (id(doc), loc) in claimed or value is None:
+            for key, where, place, value in found:
+                if doc is None or value is None or (id(doc), key) in claimed:
                     continue
-                claimed.add((id(doc), loc))
-                hits.append(_Hit(doc, loc, self._value(rule, loc, value)))
+                claimed.add((id(doc), key))
+                if not isinstance(value, _SCALAR):
+                    raise self._not_scalar(rule, value)
+                hits.append((doc, place, FieldValue(value, where)))
             out.append(hits)
         return out
 
-    def _value(self, rule: CompiledRule, loc: _Loc, value: object) -> FieldValue:
-        if isinstance(value, str | int | float | bool):
-            where = path_text(loc) if isinstance(loc, tuple) else str(rule.selector)
-            return FieldValue(value, where)
+    def _not_scalar(self, rule: CompiledRule, value: object) -> BadField:
         what = {dict: "an object", list: "an array", FilePart: "a file part"}.get(
             type(value), "a value"
         )
-        raise BadField(
+        return BadField(
             f"policy: {rule.title}: selects {what}; rules transform scalar values only",
             upstream=self._upstream,
         )
@@ -156,13 +152,13 @@ class MessageTransformer:
         results: list[list[FieldResult]] = [[] for _ in self.rules]
         if len(jobs) == 1:  # the common case needs no task
             i, rule = jobs[0]
-            results[i] = await rule.action.apply([h.value for h in hits[i]], self._ctx(ctx, rule))
+            results[i] = await rule.action.apply([h[2] for h in hits[i]], self._ctx(ctx, rule))
             return results
         try:
             async with asyncio.TaskGroup() as group:
                 tasks = {
                     i: group.create_task(
-                        rule.action.apply([h.value for h in hits[i]], self._ctx(ctx, rule)),
+                        rule.action.apply([h[2] for h in hits[i]], self._ctx(ctx, rule)),
                         name=f"tokengate-field-{self.route}-{rule.label}",
                     )
                     for i, rule in jobs
@@ -183,6 +179,8 @@ class MessageTransformer:
                     f"policy: {rule.title}: action returned {len(rule_results)} results "
                     f"for {len(rule_hits)} values"
                 )
+        if not any(r.outcome in _REFUSALS for rule_results in results for r in rule_results):
+            return
         for outcome, error in ((Outcome.DENY, Denied), (Outcome.INVALID, BadField)):
             for rule, rule_results in zip(self.rules, results, strict=True):
                 if bad := next((r for r in rule_results if r.outcome is outcome), None):
@@ -223,35 +221,44 @@ class MessageTransformer:
 
 def _write_one(hit: _Hit, new: tuple[Scalar] | None) -> None:
     """Remove (``new`` is None) or replace the value at ``hit``."""
-    doc, loc = hit.doc, hit.loc
+    doc, place, _ = hit
     if isinstance(doc, JsonDocument):
-        if not isinstance(loc, tuple):
-            raise TypeError("json locations are paths")
+        if isinstance(place, int):
+            raise TypeError("json locations are slots")
         if new is None:
-            doc.remove(loc)
+            doc.remove_slot(place)
         else:
-            doc.replace(loc, new[0])
+            doc.replace_slot(place, new[0])
         return
-    if not isinstance(loc, int):
+    if not isinstance(place, int):
         raise TypeError("form, query and header locations are indexes")
     if new is None:
-        doc.remove(loc)
+        doc.remove(place)
     else:
-        doc.replace(loc, _text(new[0]))
+        doc.replace(place, _text(new[0]))
 
 
-def _find(selector: Selector, docs: Documents) -> tuple[_Doc | None, list[tuple[_Loc, object]]]:
-    """The document a selector reads and what it finds there (nothing if that part is absent)."""
+def _find(selector: Selector, docs: Documents) -> tuple[_Doc | None, list[_Found]]:
+    """The document a selector reads and what it finds there (nothing if that part is absent).
+
+    Each find is (claim key, location text, write-back place, value).
+    """
     kind, body = selector.kind, docs.body
+    if kind == "json":
+        if not isinstance(body, JsonDocument):
+            return None, []
+        return body, [(s[0], s[1], s, s[4]) for s in body.locate(selector.steps)]
+    doc: FormPairs | MultipartDocument | HeaderLines | None = None
     if kind == "header":
-        return docs.headers, list(docs.headers.select(selector.name))
-    if kind == "query" and docs.query is not None:
-        return docs.query, list(docs.query.select(selector.name))
-    if kind == "json" and isinstance(body, JsonDocument):
-        return body, list(body.select(selector.steps))
-    if kind == "form" and body is not None and not isinstance(body, JsonDocument):
-        return body, list(body.select(selector.name))
-    return None, []
+        doc = docs.headers
+    elif kind == "query":
+        doc = docs.query
+    elif kind == "form" and not isinstance(body, JsonDocument):
+        doc = body
+    if doc is None:
+        return None, []
+    where = str(selector)
+    return doc, [(i, where, i, value) for i, value in doc.select(selector.name)]
 
 
 def _text(value: Scalar) -> str:

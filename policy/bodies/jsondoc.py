@@ -23,7 +23,15 @@ import math
 from collections.abc import Callable
 
 from policy.bodies.errors import Malformed
-from policy.selectors import JsonPath, Step, json_remove, json_replace, select_json
+from policy.selectors import (
+    JsonPath,
+    Slot,
+    Step,
+    json_remove,
+    json_replace,
+    locate_json,
+    select_json,
+)
 
 
 class JsonFloat(float):
@@ -113,6 +121,14 @@ def _scalar(value: object) -> str:
     raise TypeError("not a json value")
 
 
+def _check(value: object) -> None:
+    """Raise as :func:`_scalar` would for a value JSON cannot hold, without encoding it."""
+    if isinstance(value, float) and not math.isfinite(value):
+        raise ValueError("json cannot hold a non-finite number")
+    if value is not None and not isinstance(value, str | int | float):
+        raise TypeError("not a json value")
+
+
 def encode_json(root: object, *, plain: bool = False) -> bytes:
     """Compact UTF-8 JSON text of ``root`` (dict, list and scalar values).
 
@@ -168,10 +184,32 @@ class JsonDocument:
         """Every (location, value) the steps reach."""
         return select_json(self.root, steps)
 
+    def locate(self, steps: tuple[Step, ...]) -> list[Slot]:
+        """Every slot the steps reach (location, its text, and where to write it)."""
+        return locate_json(self.root, steps)
+
     def replace(self, path: JsonPath, value: object) -> None:
         """Write a scalar at ``path``."""
-        _scalar(value)  # refuse what JSON cannot hold before touching the tree
+        _check(value)  # refuse what JSON cannot hold before touching the tree
         json_replace(self.root, path, value)
+        self._wrote(value)
+
+    def replace_slot(self, slot: Slot, value: object) -> None:
+        """Write a scalar at ``slot`` (which :meth:`locate` returned; leaves only)."""
+        _check(value)
+        _, _, parent, key, _ = slot
+        in_object = isinstance(parent, dict) and isinstance(key, str) and key in parent
+        in_array = isinstance(parent, list) and isinstance(key, int) and key < len(parent)
+        if not (in_object or in_array):
+            raise ValueError("location does not exist")
+        parent[key] = value  # type: ignore[index]  # a dict or a list, checked above
+        self._wrote(value)
+
+    def remove_slot(self, slot: Slot) -> None:
+        """Drop the member at ``slot`` (array elements become null)."""
+        self.remove(slot[0])
+
+    def _wrote(self, value: object) -> None:
         self._floats = self._floats or isinstance(value, JsonFloat)
         self.changed = True
 

@@ -231,3 +231,23 @@ def test_selection_does_not_depend_on_member_order(doc: object, text: str) -> No
     flipped_doc = _reversed_members(doc)
     flipped = {path: repr(v) for path, v in select_json(flipped_doc, sel.steps)}
     assert straight == flipped
+
+
+@given(json_values, st.sampled_from(["$..ssn", "$.items[*].ssn", "$.a.*", "$..a..ssn", "$.*[0]"]))
+def test_located_slots_name_and_hold_what_select_finds(doc: object, text: str) -> None:
+    from policy.selectors import locate_json
+
+    steps = parse_selector(text).steps
+    slots = locate_json(doc, steps)
+    assert [(path, node) for path, _, _, _, node in slots] == select_json(doc, steps)
+    for path, where, parent, key, node in slots:
+        assert where == path_text(path)
+        assert path[-1] == key
+        assert parent[key] is node  # type: ignore[index]
+
+
+def test_located_text_escapes_member_names() -> None:
+    from policy.selectors import locate_json
+
+    slots = locate_json({"a b": [{"it's": 1}]}, parse_selector("$.*[0].*").steps)
+    assert [s[1] for s in slots] == ["$['a b'][0]['it\\'s']"]
