@@ -36,8 +36,8 @@ on deny, the first failing condition of each alternative
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 from typing import Literal
 
 from pydantic import Field, PrivateAttr, model_validator
@@ -63,6 +63,7 @@ class Condition(StrictOptions):
     authorizer: str | None = None
     options: dict[str, object] | None = None
     _custom: Authorizer | None = PrivateAttr(default=None)
+    _label: str = PrivateAttr(default="")
 
     @model_validator(mode="after")
     def _check(self) -> Condition:
@@ -74,6 +75,7 @@ class Condition(StrictOptions):
             raise ValueError("'tenants' lists no tenant")
         if self.authorizer is not None:
             self._custom = create_authorizer(self.authorizer, self.options or {})
+        self._label = "+".join(n for n in _ORDER if getattr(self, n) is not None)
         return self
 
     def first_failure(self, subject: Subject, record: RecordInfo, now: float) -> str | None:
@@ -98,8 +100,12 @@ class Condition(StrictOptions):
 
     def label(self) -> str:
         """The conditions of this alternative, ``+``-joined (the allow reason)."""
-        names = [n for n in _ORDER if getattr(self, n) is not None]
-        return "+".join(names)
+        return self._label
+
+    @property
+    def custom(self) -> bool:
+        """Whether a custom authorizer decides too (it may read all of the record)."""
+        return self._custom is not None
 
 
 _ORDER = ("owner", "roles", "claims", "tenants", "mfa", "max_age", "authorizer")
@@ -154,6 +160,12 @@ class AllowRule:
     """Alternatives of conditions; ANY alternative allows."""
 
     alternatives: tuple[Condition, ...]
+    _whole_record: bool = field(init=False, default=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        # Built-in conditions read only the record's owner and tenant; a custom
+        # authorizer may read any of its metadata.
+        object.__setattr__(self, "_whole_record", any(a.custom for a in self.alternatives))
 
     @classmethod
     def of(cls, conditions: Condition | Sequence[Condition]) -> AllowRule:
@@ -173,3 +185,22 @@ class AllowRule:
             if failed not in failures:
                 failures.append(failed)
         return Decision.denied("|".join(failures)[:_MAX_REASON])
+
+    def decider(self, subject: Subject, now: float) -> Callable[[RecordInfo], Decision]:
+        """:meth:`decide` for one batch, made once per distinct record it must read.
+
+        Within a batch the subject and ``now`` are fixed, so records that agree on
+        what the conditions read (owner and tenant; all of it with a custom
+        authorizer) get the same decision: it is made once and reused.
+        """
+        memo: dict[object, Decision] = {}
+        whole = self._whole_record
+
+        def decide(record: RecordInfo) -> Decision:
+            key = record if whole else (record.owner, record.tenant)
+            decision = memo.get(key)
+            if decision is None:
+                decision = memo[key] = self.decide(subject, record, now)
+            return decision
+
+        return decide

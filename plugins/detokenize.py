@@ -140,13 +140,14 @@ class Detokenize:
         if len(answers) != len(todo):
             raise RuntimeError("detokenize: the vault answered a different number of items")
         allowed: list[tuple[int, str, Revealed, str]] = []
+        decide = self._allow.decider(ctx.subject, ctx.now)
         for (i, text), answer in zip(todo, answers, strict=True):
             if isinstance(answer, Refused):
                 out[i] = self._unrevealed(text, answer.reason, answer.id_hash, ledger)
             elif answer.record.field_class != spec.name:
                 out[i] = self._unrevealed(text, "wrong_class", answer.id_hash, ledger)
             else:
-                decision = self._allow.decide(ctx.subject, answer.record, ctx.now)
+                decision = decide(answer.record)
                 if decision.allow:
                     allowed.append((i, text, answer, decision.reason))
                 else:

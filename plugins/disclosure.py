@@ -54,7 +54,9 @@ class Ledger:
 
     def add(self, allow: bool, reason: str, id_hash: str | None) -> None:
         """Count one value's decision (``id_hash`` None when the token did not parse)."""
-        group = self.groups.setdefault((allow, reason), _Group())
+        group = self.groups.get((allow, reason))
+        if group is None:
+            group = self.groups[allow, reason] = _Group()
         group.count += 1
         if id_hash is not None:
             group.ids.append(id_hash)

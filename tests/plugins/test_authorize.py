@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import replace
+from typing import ClassVar
 
 import pytest
 from pydantic import ValidationError
 
 from plugins.authorize import AllowRule, Condition
-from plugins.base import Subject
+from plugins.base import Decision, Subject
 from vault.api import RecordInfo
 
 NOW = 1_900_000_000
@@ -223,3 +225,80 @@ def test_bad_conditions_are_load_errors(options: dict[str, object], message: str
 def test_an_empty_alternative_list_is_refused() -> None:
     with pytest.raises(ValueError, match="allow lists no alternative"):
         AllowRule.of([])
+
+
+BATCH = [
+    RECORD,
+    replace(RECORD, created=NOW - 5),
+    replace(RECORD, owner="bob"),
+    NO_OWNER,
+    replace(RECORD, tenant="other"),
+    RECORD,
+]
+BATCH_RULES = [
+    [{"owner": True}],
+    [{"owner": True, "tenants": "same"}, {"roles": ["support"], "mfa": True, "max_age": "15m"}],
+    [{"tenants": ["acme"]}],
+    [{"claims": {"dept": "billing"}}, {"owner": True}],
+]
+
+
+@pytest.mark.parametrize("alternatives", BATCH_RULES)
+@pytest.mark.parametrize("subject", [ALICE, SUPPORT, Subject(), replace(ALICE, tenant="other")])
+def test_a_batch_decider_answers_as_decide(
+    alternatives: list[dict[str, object]], subject: Subject
+) -> None:
+    allow = rule(*alternatives)
+    decide = allow.decider(subject, NOW)
+    assert [decide(r) for r in BATCH] == [allow.decide(subject, r, NOW) for r in BATCH]
+
+
+def test_a_batch_decider_decides_once_per_owner_and_tenant(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    calls: list[RecordInfo] = []
+    real = AllowRule.decide
+
+    def counted(self: AllowRule, subject: Subject, record: RecordInfo, now: float) -> Decision:
+        calls.append(record)
+        return real(self, subject, record, now)
+
+    monkeypatch.setattr(AllowRule, "decide", counted)
+    decide = rule({"owner": True, "tenants": "same"}).decider(ALICE, NOW)
+    assert [decide(r).allow for r in BATCH] == [True, True, False, False, False, True]
+    assert calls == [
+        RECORD,
+        replace(RECORD, owner="bob"),
+        NO_OWNER,
+        replace(RECORD, tenant="other"),
+    ]
+
+
+class _FreshRecords:
+    """A real authorizer that reads more than owner and tenant: records made recently."""
+
+    name: ClassVar[str] = "fresh_records"
+
+    def configure(self, options: Mapping[str, object]) -> None:
+        self.max_age = int(str(options.get("max_age", 7)))
+
+    def decide(self, subject: Subject, record: RecordInfo, now: float) -> Decision:
+        if now - record.created <= self.max_age:
+            return Decision.allowed("fresh")
+        return Decision.denied("stale")
+
+
+def test_a_custom_authorizer_sees_every_record_of_a_batch(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    def create(name: str, options: Mapping[str, object]) -> _FreshRecords:
+        made = _FreshRecords()
+        made.configure(options)
+        return made
+
+    monkeypatch.setattr("plugins.authorize.create_authorizer", create)
+    allow = rule({"owner": True, "authorizer": "fresh_records"})
+    decide = allow.decider(ALICE, NOW)
+    fresh, stale = replace(RECORD, created=NOW - 5), RECORD  # same owner and tenant
+    assert (decide(fresh).allow, decide(fresh).reason) == (True, "owner+authorizer")
+    assert (decide(stale).allow, decide(stale).reason) == (False, "fresh_records:stale")
