@@ -24,13 +24,22 @@ from vault.api import RecordInfo
 RECORD_VERSION = 1
 
 _NULL, _TEXT, _INT = 0, 1, 2
-_FIELDS = ("class", "created", "expires", "format", "owner", "tenant")
-_NULLABLE = frozenset({"expires", "owner"})
-_INTEGER = frozenset({"created", "expires"})
 _I64 = struct.Struct(">q")
 _LEN = struct.Struct(">I")  # value lengths
 
-type _Value = str | int | None
+
+def _head(key: str) -> bytes:
+    return bytes([len(key)]) + key.encode()
+
+
+# Every field starts with the same bytes in every record: len(key) key.
+_CLASS, _CREATED, _EXPIRES = _head("class"), _head("created"), _head("expires")
+_FORMAT, _OWNER, _TENANT = _head("format"), _head("owner"), _head("tenant")
+_NULL_TAIL = bytes([_NULL]) + _LEN.pack(0)  # tag 0, empty value
+_INT_TAG = bytes([_INT]) + _LEN.pack(_I64.size)
+_TEXT_TAG = bytes([_TEXT])
+
+type _Frame = tuple[int, int, int]  # tag, value start, value end
 
 
 class MetaError(ValueError):
@@ -41,96 +50,88 @@ def encode_meta(info: RecordInfo) -> bytes:
     """The canonical bytes of ``info`` (its ``record_version`` is the leading byte)."""
     if not 0 < info.record_version < 256:
         raise MetaError("vault: record version out of range")
-    values: dict[str, _Value] = {
-        "class": info.field_class,
-        "created": info.created,
-        "expires": info.expires,
-        "format": info.format,
-        "owner": info.owner,
-        "tenant": info.tenant,
-    }
-    out = bytearray([info.record_version])
-    for key in _FIELDS:
-        out += _field(key, values[key])
-    return bytes(out)
+    return b"".join(
+        (
+            bytes([info.record_version]),
+            _put_text(_CLASS, "class", info.field_class),
+            _put_int(_CREATED, "created", info.created),
+            _EXPIRES + _NULL_TAIL
+            if info.expires is None
+            else _put_int(_EXPIRES, "expires", info.expires),
+            _put_text(_FORMAT, "format", info.format),
+            _OWNER + _NULL_TAIL if info.owner is None else _put_text(_OWNER, "owner", info.owner),
+            _put_text(_TENANT, "tenant", info.tenant),
+        )
+    )
 
 
 def decode_meta(meta: bytes) -> RecordInfo:
     """Parse canonical metadata; :class:`MetaError` on anything else."""
     if not meta or meta[0] != RECORD_VERSION:
         raise MetaError("vault: unknown record version")
-    values: dict[str, _Value] = {}
-    at = 1
-    for key in _FIELDS:
-        at = _read_field(meta, at, key, values)
-    if at != len(meta):
+    f = _frame(meta, 1, _CLASS)
+    field_class = _text(meta, f, "class")
+    f = _frame(meta, f[2], _CREATED)
+    created = _int(meta, f, "created")
+    f = _frame(meta, f[2], _EXPIRES)
+    expires = None if _is_null(f) else _int(meta, f, "expires")
+    f = _frame(meta, f[2], _FORMAT)
+    fmt = _text(meta, f, "format")
+    f = _frame(meta, f[2], _OWNER)
+    owner = None if _is_null(f) else _text(meta, f, "owner")
+    f = _frame(meta, f[2], _TENANT)
+    tenant = _text(meta, f, "tenant")
+    if f[2] != len(meta):
         raise MetaError("vault: trailing bytes after record metadata")
-    return RecordInfo(
-        field_class=_text(values["class"]),
-        format=_text(values["format"]),
-        owner=None if values["owner"] is None else _text(values["owner"]),
-        tenant=_text(values["tenant"]),
-        created=_integer(values["created"]),
-        expires=None if values["expires"] is None else _integer(values["expires"]),
-        record_version=meta[0],
-    )
+    return RecordInfo(field_class, fmt, owner, tenant, created, expires, RECORD_VERSION)
 
 
-def _field(key: str, value: _Value) -> bytes:
-    name = key.encode()
+def _put_text(head: bytes, key: str, value: str | None) -> bytes:
     if value is None:
-        if key not in _NULLABLE:
-            raise MetaError(f"vault: metadata field '{key}' cannot be empty")
-        tag, body = _NULL, b""
-    elif key in _INTEGER:
-        if not isinstance(value, int):
-            raise MetaError(f"vault: metadata field '{key}' must be an integer")
-        if not -(2**63) <= value < 2**63:
-            raise MetaError(f"vault: metadata field '{key}' out of range")
-        tag, body = _INT, _I64.pack(value)
-    else:
-        if not isinstance(value, str):
-            raise MetaError(f"vault: metadata field '{key}' must be text")
-        tag, body = _TEXT, value.encode()
-    return bytes([len(name)]) + name + bytes([tag]) + _LEN.pack(len(body)) + body
+        raise MetaError(f"vault: metadata field '{key}' cannot be empty")
+    if not isinstance(value, str):
+        raise MetaError(f"vault: metadata field '{key}' must be text")
+    body = value.encode()
+    return head + _TEXT_TAG + _LEN.pack(len(body)) + body
 
 
-def _read_field(meta: bytes, at: int, key: str, values: dict[str, _Value]) -> int:
-    name = key.encode()
-    end = at + 1 + len(name)
-    if meta[at : at + 1] != bytes([len(name)]) or meta[at + 1 : end] != name:
+def _put_int(head: bytes, key: str, value: int | None) -> bytes:
+    if value is None:
+        raise MetaError(f"vault: metadata field '{key}' cannot be empty")
+    if not isinstance(value, int):
+        raise MetaError(f"vault: metadata field '{key}' must be an integer")
+    if not -(2**63) <= value < 2**63:
+        raise MetaError(f"vault: metadata field '{key}' out of range")
+    return head + _INT_TAG + _I64.pack(value)
+
+
+def _frame(meta: bytes, at: int, head: bytes) -> _Frame:
+    """The field ``head`` names at offset ``at``: its tag and where its value lies."""
+    if not meta.startswith(head, at):
         raise MetaError("vault: record metadata fields missing or out of order")
-    head = meta[end : end + 5]
-    if len(head) != 5:
+    start = at + len(head) + 5  # tag:u8 len:u32
+    if start > len(meta):
         raise MetaError("vault: record metadata truncated")
-    tag, size = head[0], int.from_bytes(head[1:], "big")
-    body = meta[end + 5 : end + 5 + size]
-    if len(body) != size:
+    end = start + int.from_bytes(meta[start - 4 : start], "big")
+    if end > len(meta):
         raise MetaError("vault: record metadata truncated")
-    values[key] = _value(key, tag, body)
-    return end + 5 + size
+    return meta[start - 5], start, end
 
 
-def _value(key: str, tag: int, body: bytes) -> _Value:
-    if tag == _NULL and key in _NULLABLE and not body:
-        return None
-    if tag == _INT and key in _INTEGER and len(body) == _I64.size:
-        return int.from_bytes(body, "big", signed=True)
-    if tag == _TEXT and key not in _INTEGER:
-        try:
-            return body.decode()
-        except UnicodeDecodeError as e:
-            raise MetaError("vault: record metadata text is not utf-8") from e
-    raise MetaError(f"vault: record metadata field '{key}' has the wrong type")
+def _is_null(f: _Frame) -> bool:
+    return f[0] == _NULL and f[1] == f[2]
 
 
-def _text(value: _Value) -> str:
-    if not isinstance(value, str):  # excluded by _value
-        raise MetaError("vault: record metadata text expected")
-    return value
+def _text(meta: bytes, f: _Frame, key: str) -> str:
+    if f[0] != _TEXT:
+        raise MetaError(f"vault: record metadata field '{key}' has the wrong type")
+    try:
+        return meta[f[1] : f[2]].decode()
+    except UnicodeDecodeError as e:
+        raise MetaError("vault: record metadata text is not utf-8") from e
 
 
-def _integer(value: _Value) -> int:
-    if not isinstance(value, int):  # excluded by _value
-        raise MetaError("vault: record metadata integer expected")
-    return value
+def _int(meta: bytes, f: _Frame, key: str) -> int:
+    if f[0] != _INT or f[2] - f[1] != _I64.size:
+        raise MetaError(f"vault: record metadata field '{key}' has the wrong type")
+    return int.from_bytes(meta[f[1] : f[2]], "big", signed=True)

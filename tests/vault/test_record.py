@@ -109,3 +109,28 @@ def test_encode_refuses_a_bad_record_version(version: int) -> None:
 def test_encode_refuses_out_of_range_integers() -> None:
     with pytest.raises(MetaError):
         encode_meta(dataclasses.replace(INFO, expires=2**63))
+
+
+@given(infos, st.data())
+def test_whatever_decodes_is_the_one_canonical_encoding(
+    info: RecordInfo, data: st.DataObject
+) -> None:
+    """Edited bytes either fail to decode or decode to metadata that encodes to exactly them."""
+    meta = bytearray(encode_meta(info))
+    for _ in range(data.draw(st.integers(1, 3))):
+        at = data.draw(st.integers(0, len(meta)))
+        edit = data.draw(st.sampled_from(["flip", "insert", "delete", "append"]))
+        if edit == "append":
+            meta += data.draw(st.binary(min_size=1, max_size=9))
+        elif edit == "insert":
+            meta[at:at] = data.draw(st.binary(min_size=1, max_size=9))
+        elif at < len(meta):
+            if edit == "delete":
+                del meta[at]
+            else:
+                meta[at] ^= data.draw(st.integers(1, 255))
+    try:
+        decoded = decode_meta(bytes(meta))
+    except MetaError:
+        return
+    assert encode_meta(decoded) == bytes(meta)
