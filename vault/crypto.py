@@ -29,10 +29,9 @@ from collections.abc import Callable
 
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
-from cryptography.hazmat.primitives.hashes import SHA256
-from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
 from kms_client.errors import DecryptionError
+from kms_client.hkdf import hkdf_sha256
 from vault.api import RecordInfo
 from vault.errors import VaultError
 from vault.keys import PURPOSE_CONVERGENT, PURPOSE_INDEX, PURPOSE_TOKENIZE, VaultKeys
@@ -136,8 +135,7 @@ def _open_outer(keys: VaultKeys, record: StoredRecord) -> bytes:
 
 
 def _inner_key(secret: bytes, field_class: str) -> bytes:
-    hkdf = HKDF(algorithm=SHA256(), length=32, salt=None, info=INNER_INFO + field_class.encode())
-    return hkdf.derive(secret)
+    return hkdf_sha256(secret, salt=None, info=INNER_INFO + field_class.encode())
 
 
 def _encrypt(key: bytes, plaintext: bytes, aad: bytes, rng: Rng) -> bytes:
