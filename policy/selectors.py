@@ -230,29 +230,34 @@ def locate_json(root: object, steps: tuple[Step, ...]) -> list[Slot]:
     """
     current: list[Slot] = [((), "$", None, "", root)]
     for step in steps:
-        reached: list[Slot] = []
-        for slot in current:
-            _apply(step, slot, reached)
-        current = reached
+        current = _apply(step, current)
     unique: dict[JsonPath, Slot] = {}
     for slot in current:
         unique.setdefault(slot[0], slot)
     return list(unique.values())
 
 
-def _apply(step: Step, slot: Slot, out: list[Slot]) -> None:
-    path, text, _, _, node = slot
+def _apply(step: Step, current: list[Slot]) -> list[Slot]:
+    """The slots one step reaches from each of ``current`` (one dispatch per step, not per slot)."""
+    out: list[Slot] = []
     match step:
         case Member(name):
-            if isinstance(node, dict) and name in node:
-                out.append(((*path, name), text + _step_text(step), node, name, node[name]))
+            text = _step_text(step)
+            for path, at, _, _, node in current:
+                if isinstance(node, dict) and name in node:
+                    out.append(((*path, name), at + text, node, name, node[name]))
         case Index(index):
-            if isinstance(node, list) and index < len(node):
-                out.append(((*path, index), f"{text}[{index}]", node, index, node[index]))
+            text = _step_text(step)
+            for path, at, _, _, node in current:
+                if isinstance(node, list) and index < len(node):
+                    out.append(((*path, index), at + text, node, index, node[index]))
         case Wildcard():
-            _children(slot, out)
+            for slot in current:
+                _children(slot, out)
         case Descend(name):
-            _descend(name, slot, out)
+            for slot in current:
+                _descend(name, slot, out)
+    return out
 
 
 def _children(slot: Slot, out: list[Slot]) -> None:
