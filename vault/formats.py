@@ -37,6 +37,7 @@ _GROUPED = re.compile(r"[0-9]+(?:[ -][0-9]+)*")
 _SSN = re.compile(r"[0-9]{3}-[0-9]{2}-[0-9]{4}|[0-9]{9}")
 _DIGIT_RANGE = {FormatKind.NUMERIC: (1, 64), FormatKind.PAN: (12, 19), FormatKind.SSN: (9, 9)}
 _SSN_GROUP = (3, 4)  # digit indices of the group number
+_DOUBLED = tuple(d * 2 - 9 if d > 4 else d * 2 for d in range(10))  # Luhn's doubled digits
 
 type Rng = Callable[[int], bytes]
 
@@ -93,13 +94,7 @@ def shaped_token(value: str, fmt: TokenFormat, rng: Rng) -> str:
 
 def luhn_ok(digits: Sequence[str]) -> bool:
     """The Luhn (mod 10) check of a digit string."""
-    total = 0
-    for i, c in enumerate(reversed(digits)):
-        d = int(c)
-        if i % 2:
-            d = d * 2 - 9 if d > 4 else d * 2
-        total += d
-    return total % 10 == 0
+    return _luhn_total(digits) % 10 == 0
 
 
 def _draw(layout: _Layout, source: list[str], fmt: TokenFormat, rng: Rng) -> list[str]:
@@ -112,15 +107,29 @@ def _draw(layout: _Layout, source: list[str], fmt: TokenFormat, rng: Rng) -> lis
         digits[0] = _choices(rng, _DIGITS[1:], 1)[0]
     if fmt.kind is FormatKind.PAN:
         last = layout.free[-1]
-        options = [d for d in _DIGITS if _luhn_with(digits, last, d) == fmt.luhn_valid]
-        digits[last] = _choices(rng, options, 1)[0]
+        digits[last] = _choices(rng, luhn_options(digits, last, fmt.luhn_valid), 1)[0]
     return digits
 
 
-def _luhn_with(digits: list[str], index: int, digit: str) -> bool:
+def luhn_options(digits: Sequence[str], index: int, valid: bool) -> str:
+    """The digits, in order, that put at ``index`` make ``digits`` pass (``valid``) or fail Luhn.
+
+    One pass over the other digits instead of a Luhn check per candidate: a
+    ``0`` adds nothing doubled or not, so the sum with ``0`` there plus each
+    candidate's own contribution decides.
+    """
     trial = list(digits)
-    trial[index] = digit
-    return luhn_ok(trial)
+    trial[index] = "0"
+    rest = _luhn_total(trial)
+    contribution = _DOUBLED if (len(digits) - 1 - index) % 2 else range(10)
+    return "".join(d for d in _DIGITS if ((rest + contribution[int(d)]) % 10 == 0) == valid)
+
+
+def _luhn_total(digits: Sequence[str]) -> int:
+    total = 0
+    for i, c in enumerate(reversed(digits)):
+        total += _DOUBLED[int(c)] if i % 2 else int(c)
+    return total
 
 
 def _layout(value: str, fmt: TokenFormat) -> _Layout | None:
@@ -131,8 +140,7 @@ def _layout(value: str, fmt: TokenFormat) -> _Layout | None:
     markers = _ssn_markers(fmt, n) if fmt.kind is FormatKind.SSN else {}
     if markers is None:
         return None
-    kept = set(range(fmt.keep_first)) | set(range(n - fmt.keep_last, n)) | set(markers)
-    free = tuple(i for i in range(n) if i not in kept)
+    free = tuple(i for i in range(fmt.keep_first, n - fmt.keep_last) if i not in markers)
     if len(free) < MIN_RANDOM_DIGITS:
         return None
     return _Layout(positions, free, markers)
@@ -142,7 +150,11 @@ def _shape(text: str, fmt: TokenFormat) -> tuple[int, ...] | None:
     pattern = _SSN if fmt.kind is FormatKind.SSN else _GROUPED
     if pattern.fullmatch(text) is None:
         return None
-    positions = tuple(i for i, c in enumerate(text) if c in _DIGITS)
+    separators = text.count(" ") + text.count("-")  # the pattern allows no other non-digit
+    if separators:
+        positions = tuple(i for i, c in enumerate(text) if c in _DIGITS)
+    else:
+        positions = tuple(range(len(text)))
     low, high = _DIGIT_RANGE[fmt.kind]
     return positions if low <= len(positions) <= high else None
 

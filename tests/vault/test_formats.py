@@ -11,7 +11,15 @@ from hypothesis import strategies as st
 from tests.vault.support import StreamRng
 from vault.api import FormatKind, TokenFormat
 from vault.errors import VaultConfigError
-from vault.formats import MIN_RANDOM_DIGITS, check_shaped, fits, looks_shaped, luhn_ok, shaped_token
+from vault.formats import (
+    MIN_RANDOM_DIGITS,
+    check_shaped,
+    fits,
+    looks_shaped,
+    luhn_ok,
+    luhn_options,
+    shaped_token,
+)
 
 PAN = TokenFormat(FormatKind.PAN)
 SSN = TokenFormat(FormatKind.SSN)
@@ -228,3 +236,81 @@ def test_check_accepts_workable_formats(fmt: TokenFormat) -> None:
 )
 def test_luhn(digits: str, ok: bool) -> None:
     assert luhn_ok(digits) is ok
+
+
+@given(digits=st.text("0123456789", min_size=12, max_size=19), data=st.data())
+def test_luhn_options_are_the_candidates_the_check_accepts(
+    digits: str, data: st.DataObject
+) -> None:
+    """The one-pass choice equals trying every digit with the full check (same order)."""
+    index = data.draw(st.integers(0, len(digits) - 1))
+    for valid in (True, False):
+        brute = [
+            d for d in "0123456789" if luhn_ok(digits[:index] + d + digits[index + 1 :]) == valid
+        ]
+        assert luhn_options(list(digits), index, valid) == "".join(brute)
+
+
+# Tokens the first implementation drew from StreamRng(seed): the draw order is part of the
+# format (the vectors depend on it), so a faster implementation must draw exactly these.
+PINNED = [
+    (TokenFormat(FormatKind.NUMERIC), "9876543210", b"a", "4748202501"),
+    (TokenFormat(FormatKind.NUMERIC), "9876543210", b"b", "1580073463"),
+    (TokenFormat(FormatKind.NUMERIC), "0012 3456", b"a", "0748 2025"),
+    (TokenFormat(FormatKind.NUMERIC), "0012 3456", b"b", "7580 0734"),
+    (
+        TokenFormat(FormatKind.NUMERIC, keep_first=2, keep_last=3),
+        "31-4159-2653",
+        b"a",
+        "31-0748-2653",
+    ),
+    (
+        TokenFormat(FormatKind.NUMERIC, keep_first=2, keep_last=3),
+        "31-4159-2653",
+        b"b",
+        "31-7580-0653",
+    ),
+    (TokenFormat(FormatKind.PAN), "4111 1111 1111 1111", b"a", "0748 2025 0121 6114"),
+    (TokenFormat(FormatKind.PAN), "4111 1111 1111 1111", b"b", "7580 0734 6334 5230"),
+    (
+        TokenFormat(FormatKind.PAN, keep_first=6, keep_last=4),
+        "4111-1111-1111-1111",
+        b"a",
+        "4111-1107-4824-1111",
+    ),
+    (
+        TokenFormat(FormatKind.PAN, keep_first=6, keep_last=4),
+        "4111-1111-1111-1111",
+        b"b",
+        "4111-1175-8000-1111",
+    ),
+    (TokenFormat(FormatKind.PAN, luhn_valid=True), "5555555555554444", b"a", "0748202501216112"),
+    (TokenFormat(FormatKind.PAN, luhn_valid=True), "5555555555554444", b"b", "7580073463345231"),
+    (TokenFormat(FormatKind.PAN, keep_last=4), "4222222222222", b"a", "0748202532222"),
+    (TokenFormat(FormatKind.PAN, keep_last=4), "4222222222222", b"b", "7580073402222"),
+    (
+        TokenFormat(FormatKind.PAN, keep_first=1, luhn_valid=True),
+        "6011 0009 9013 9424 123",
+        b"a",
+        "6074 8202 5012 1611 139",
+    ),
+    (
+        TokenFormat(FormatKind.PAN, keep_first=1, luhn_valid=True),
+        "6011 0009 9013 9424 123",
+        b"b",
+        "6758 0073 4633 4523 096",
+    ),
+    (TokenFormat(FormatKind.SSN), "123-45-6789", b"a", "907-48-2025"),
+    (TokenFormat(FormatKind.SSN), "123-45-6789", b"b", "975-80-0734"),
+    (TokenFormat(FormatKind.SSN, keep_last=4), "123456789", b"a", "907486789"),
+    (TokenFormat(FormatKind.SSN, keep_last=4), "123456789", b"b", "975806789"),
+    (TokenFormat(FormatKind.SSN, keep_first=3), "078-05-1120", b"a", "078-00-0748"),
+    (TokenFormat(FormatKind.SSN, keep_first=3), "078-05-1120", b"b", "078-00-7580"),
+]
+
+
+@pytest.mark.parametrize(("fmt", "value", "seed", "token"), PINNED)
+def test_the_same_rng_bytes_give_the_same_token(
+    fmt: TokenFormat, value: str, seed: bytes, token: str
+) -> None:
+    assert shaped_token(value, fmt, StreamRng(seed)) == token
