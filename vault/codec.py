@@ -28,8 +28,8 @@ from vault.formats import SHAPED, check_shaped, looks_shaped, shaped_token
 from vault.tokens import (
     SECRET_BYTES,
     UUID_BYTES,
-    parse_tagged,
-    parse_uuid,
+    read_tagged,
+    read_uuid,
     tagged_token,
     uuid_token,
     valid_prefix,
@@ -109,20 +109,16 @@ def mint(
 def parse(token: str, fmt: TokenFormat, untagged_version: int) -> Parsed | None:
     """``token`` read by a class of format ``fmt``, or None if it is none of its tokens."""
     kind = fmt.kind
-    if kind in (FormatKind.OPAQUE, FormatKind.DETERMINISTIC):
-        tagged = parse_tagged(fmt.prefix, token)
-        return (
-            None
-            if tagged is None
-            else Parsed(tagged.text, kind, tagged.secret, tagged.index_version)
-        )
+    if kind is FormatKind.OPAQUE or kind is FormatKind.DETERMINISTIC:
+        tagged = read_tagged(fmt.prefix, token)
+        return None if tagged is None else Parsed(token, kind, tagged[0], tagged[1])
     if kind is FormatKind.UUID:
-        u = parse_uuid(token, untagged_version)
-        return None if u is None else Parsed(u.text, kind, u.secret, u.index_version)
+        u = read_uuid(token)
+        return None if u is None else Parsed(u[0], kind, u[1], untagged_version)
     if looks_shaped(token, fmt):
         return Parsed(token, kind, None, untagged_version)
     if fmt.on_mismatch == "opaque":
-        tagged = parse_tagged(fmt.prefix, token)
+        tagged = read_tagged(fmt.prefix, token)
         if tagged is not None:
-            return Parsed(tagged.text, FormatKind.OPAQUE, tagged.secret, tagged.index_version)
+            return Parsed(token, FormatKind.OPAQUE, tagged[0], tagged[1])
     return None

@@ -21,7 +21,10 @@ Rules:
   ``VaultUnavailable`` from the store, ``VaultConfigError`` for a class that
   cannot work. The message fails closed.
 - A record has expired once ``now >= expires`` (its authenticated metadata
-  decides, whatever the store says).
+  decides, whatever the store says); ``now`` is read once per batch, after
+  the store answered.
+- Each class of a batch is checked (:func:`check_class`) before any item of
+  it is worked on, once per distinct class per engine.
 - Tagged tokens (opaque, deterministic) name the primary index version;
   uuid and shape-preserving tokens cannot, so both tokenize and detokenize
   use ``untagged_index_version`` (configuration: change it only together
@@ -31,8 +34,7 @@ Rules:
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterable, Sequence
 
 from kms_client.errors import DecryptionError
 from kms_client.rng import random_bytes
@@ -64,19 +66,13 @@ class TokenSpaceExhausted(VaultError):
     """Every retry collided: the class's token space is nearly full (shape-preserving formats)."""
 
 
-@dataclass(frozen=True, slots=True)
-class _Located:
-    rid: bytes
-    kind: FormatKind  # the format the token was made by (its record must say the same)
-    secret: bytes | None = field(repr=False)
-    field_class: str
-
-
-@dataclass(frozen=True, slots=True)
-class _Draft:
-    token: str = field(repr=False)
-    record: StoredRecord
-    shared: bool  # deterministic: an existing record with this id is this value's record
+# Per-item carriers are plain tuples: built once per token, never leave this module, never logged.
+# A parsed token: record id, the format it was made by (its record must say the same), the
+# secret its inner key comes from (None: carried data key), the class that reads it.
+type _Located = tuple[bytes, FormatKind, bytes | None, str]
+# A drafted record: the token, its record, and whether it is a deterministic token's shared
+# record (an existing record with this id is this value's record).
+type _Draft = tuple[str, StoredRecord, bool]
 
 
 class Vault:
@@ -113,6 +109,7 @@ class Vault:
         return await self._detokenizer.submit(items)
 
     async def _tokenize_now(self, items: Sequence[TokenizeItem]) -> list[str | FormatMismatch]:
+        self._check_all(item.spec for item in items)
         out: list[str | FormatMismatch] = [""] * len(items)
         kinds: dict[int, FormatKind] = {}
         for i, item in enumerate(items):
@@ -137,16 +134,19 @@ class Vault:
         return out
 
     async def _detokenize_now(self, items: Sequence[DetokenizeItem]) -> list[Revealed | Refused]:
+        self._check_all(item.spec for item in items)
         located = [self._locate(item) for item in items]
         records = await self._fetch(located)
+        now = self._now()
         return [
-            loc if isinstance(loc, Refused) else self._reveal(loc, records.get(loc.rid))
+            loc if isinstance(loc, Refused) else self._reveal(loc, records.get(loc[0]), now)
             for loc in located
         ]
 
     async def delete(self, items: Sequence[DetokenizeItem]) -> int:
         """Erase the records behind these tokens (per-value erasure); how many existed."""
-        ids = {loc.rid for item in items if isinstance(loc := self._locate(item), _Located)}
+        self._check_all(item.spec for item in items)
+        ids = {loc[0] for item in items if not isinstance(loc := self._locate(item), Refused)}
         return await self._store.delete_many(sorted(ids)) if ids else 0
 
     async def are_tokens(self, items: Sequence[DetokenizeItem]) -> list[bool]:
@@ -155,7 +155,6 @@ class Vault:
 
     def _kind(self, item: TokenizeItem) -> FormatKind | FormatMismatch:
         spec = item.spec
-        self._check(spec)
         kind = spec.format.kind
         if kind in SHAPED and not fits(item.value, spec.format):
             if spec.format.on_mismatch == "opaque":
@@ -191,7 +190,7 @@ class Vault:
         record = seal(
             self._keys, self._rng, rid=rid, info=info, value=item.value, secret=minted.secret
         )
-        return _Draft(minted.token, record, shared)
+        return minted.token, record, shared
 
     async def _commit(
         self, drafts: dict[int, _Draft], out: list[str | FormatMismatch]
@@ -199,28 +198,28 @@ class Vault:
         """One ``put_new`` for ``drafts``; fills ``out`` and returns the items to retry."""
         owners: dict[bytes, list[int]] = {}
         retry: list[int] = []
-        for i, draft in drafts.items():
-            rid = draft.record.id
+        for i, (_, record, shared) in drafts.items():
+            rid = record.id
             if rid not in owners:
                 owners[rid] = [i]
-            elif draft.shared and drafts[owners[rid][0]].shared:
+            elif shared and drafts[owners[rid][0]][2]:
                 owners[rid].append(i)
             else:
                 retry.append(i)  # a random token collided inside this batch
-        records = [drafts[ids[0]].record for ids in owners.values()]
+        records = [drafts[ids[0]][1] for ids in owners.values()]
         inserted = await self._store.put_new(records)
         if len(inserted) != len(records):
             raise VaultError("vault: store answered put_new with the wrong number of results")
         for ids, ok in zip(owners.values(), inserted, strict=True):
             for i in ids:
-                if ok or drafts[i].shared:
-                    out[i] = drafts[i].token
+                if ok or drafts[i][2]:
+                    out[i] = drafts[i][0]
                 else:
                     retry.append(i)
         return sorted(retry)
 
     def _locate(self, item: DetokenizeItem) -> _Located | Refused:
-        self._check(item.spec)
+        """The record id and secret of ``item``'s token (its class is already checked)."""
         parsed = parse(item.token, item.spec.format, self._untagged)
         if parsed is None:
             return Refused("malformed")
@@ -228,31 +227,37 @@ class Vault:
             rid = record_id(self._keys, parsed.index_version, parsed.text)
         except DecryptionError:
             return Refused("refused")
-        return _Located(rid, parsed.kind, parsed.secret, item.spec.name)
+        return rid, parsed.kind, parsed.secret, item.spec.name
 
     async def _fetch(self, located: Sequence[_Located | Refused]) -> dict[bytes, StoredRecord]:
-        ids = sorted({loc.rid for loc in located if isinstance(loc, _Located)})
+        ids = sorted({loc[0] for loc in located if not isinstance(loc, Refused)})
         return await self._store.get_many(ids) if ids else {}
 
-    def _reveal(self, loc: _Located, record: StoredRecord | None) -> Revealed | Refused:
-        h = audit_id(loc.rid)
+    def _reveal(self, loc: _Located, record: StoredRecord | None, now: float) -> Revealed | Refused:
+        rid, kind, secret, field_class = loc
+        h = audit_id(rid)
         if record is None:
             return Refused("unknown", h)
         try:
             info = decode_meta(record.meta)
             if (
-                record.id != loc.rid
-                or info.field_class != loc.field_class
-                or info.format != loc.kind.value
-                or (info.expires is not None and info.expires <= self._now())
+                record.id != rid
+                or info.field_class != field_class
+                or info.format != kind.value
+                or (info.expires is not None and info.expires <= now)
             ):
                 return Refused("refused", h)
-            value = open_record(self._keys, record, field_class=loc.field_class, secret=loc.secret)
+            value = open_record(self._keys, record, field_class=field_class, secret=secret)
         except (MetaError, RecordRefused):
             return Refused("refused", h)
         return Revealed(value, info, h)
 
-    def _check(self, spec: ClassSpec) -> None:
-        if spec not in self._checked:
-            check_class(spec)
-            self._checked.add(spec)
+    def _check_all(self, specs: Iterable[ClassSpec]) -> None:
+        """Check each class of a batch once; neighbours usually share one spec object."""
+        last: ClassSpec | None = None
+        for spec in specs:
+            if spec is not last:
+                if spec not in self._checked:
+                    check_class(spec)
+                    self._checked.add(spec)
+                last = spec

@@ -82,6 +82,12 @@ def tagged_token(prefix: str, index_version: int, secret: bytes) -> str:
 
 def parse_tagged(prefix: str, token: str) -> ParsedToken | None:
     """The parts of a ``<prefix>_<t><body>`` token, or None if it is not one."""
+    read = read_tagged(prefix, token)
+    return None if read is None else ParsedToken(token, read[0], read[1])
+
+
+def read_tagged(prefix: str, token: str) -> tuple[bytes, int] | None:
+    """(secret, index version) of a ``<prefix>_<t><body>`` token, or None if it is not one."""
     at = len(prefix) + 1
     if (
         len(token) != at + 1 + _BODY_LEN
@@ -91,7 +97,7 @@ def parse_tagged(prefix: str, token: str) -> ParsedToken | None:
     ):
         return None
     secret = int(token[at + 1 :].translate(_TO_INT_DIGITS), 32).to_bytes(SECRET_BYTES, "big")
-    return ParsedToken(token, secret, _VERSION_OF[token[at]])
+    return secret, _VERSION_OF[token[at]]
 
 
 def uuid_token(random16: bytes) -> tuple[str, bytes]:
@@ -108,7 +114,13 @@ def uuid_token(random16: bytes) -> tuple[str, bytes]:
 
 def parse_uuid(token: str, index_version: int) -> ParsedToken | None:
     """The parts of a UUIDv4 token (any case), or None if it is not one."""
+    read = read_uuid(token)
+    return None if read is None else ParsedToken(read[0], read[1], index_version)
+
+
+def read_uuid(token: str) -> tuple[str, bytes] | None:
+    """(canonical text, secret) of a UUIDv4 token (any case), or None if it is not one."""
     text = token.lower()
     if _UUID.fullmatch(text) is None:
         return None
-    return ParsedToken(text, bytes.fromhex(text.replace("-", "")), index_version)
+    return text, bytes.fromhex(text.replace("-", ""))

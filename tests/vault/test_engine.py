@@ -421,6 +421,35 @@ async def test_bad_classes_fail_the_call(vault: Vault) -> None:
         await vault.detokenize([DetokenizeItem("v", bad)])
 
 
+async def test_a_bad_class_anywhere_in_a_batch_fails_it_before_any_store_call(
+    vault: Vault, store: CountingStore
+) -> None:
+    """Classes are checked per batch: one bad class among good ones (even between two uses
+    of the same good spec object) stops the whole call, and nothing reaches the store."""
+    bad = ClassSpec("x", TokenFormat(prefix="BAD"))
+    good = [TokenizeItem("a", EMAIL, None, ""), TokenizeItem("b", EMAIL, None, "")]
+    with pytest.raises(VaultConfigError):
+        await vault.tokenize([good[0], TokenizeItem("v", bad, None, ""), good[1]])
+    token = str((await vault.tokenize(good[:1]))[0])
+    reads = [DetokenizeItem(token, EMAIL), DetokenizeItem("v", bad), DetokenizeItem(token, EMAIL)]
+    with pytest.raises(VaultConfigError):
+        await vault.detokenize(reads)
+    with pytest.raises(VaultConfigError):
+        await vault.delete(reads)
+    assert store.calls == ["put_new"]  # only the good call
+    assert isinstance((await vault.detokenize(reads[:1]))[0], Revealed)
+
+
+async def test_an_equal_class_built_anew_is_still_served(vault: Vault) -> None:
+    """The per-batch check skips by identity only; equal specs from another batch work."""
+    token = str((await vault.tokenize(items({EMAIL: "e"})))[0])
+    again = ClassSpec("email")
+    assert again == EMAIL
+    assert again is not EMAIL
+    got = await vault.detokenize([DetokenizeItem(token, again), DetokenizeItem(token, EMAIL)])
+    assert [r.value for r in got if isinstance(r, Revealed)] == ["e", "e"]
+
+
 def test_constructor_checks_its_options() -> None:
     with pytest.raises(ValueError, match=">= 1"):
         Vault(CountingStore(), None, untagged_index_version=0)  # type: ignore[arg-type]
