@@ -140,7 +140,8 @@ def _layout(value: str, fmt: TokenFormat) -> _Layout | None:
     markers = _ssn_markers(fmt, n) if fmt.kind is FormatKind.SSN else {}
     if markers is None:
         return None
-    free = tuple(i for i in range(fmt.keep_first, n - fmt.keep_last) if i not in markers)
+    middle = range(fmt.keep_first, n - fmt.keep_last)
+    free = tuple(i for i in middle if i not in markers) if markers else tuple(middle)
     if len(free) < MIN_RANDOM_DIGITS:
         return None
     return _Layout(positions, free, markers)
