@@ -41,7 +41,6 @@ import dcap_qvl  # type: ignore[import-untyped]  # ships stubs but no py.typed
 from cryptography import x509
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes
-from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.serialization import Encoding
 
 from tee.attestation import Claims, Expectation, Platform, Policy, check_measurements
@@ -49,6 +48,7 @@ from tee.dcap_quote import (
     Quote,
     TeeType,
     canonical_pem_chain,
+    ec_key,
     parse_quote,
     verify_p256,
     verify_quote_signatures,
@@ -133,11 +133,8 @@ def verify_collateral(
         ("tcb info", "tcb_info", "tcb_info_signature", "tcb_info_issuer_chain"),
         ("qe identity", "qe_identity", "qe_identity_signature", "qe_identity_issuer_chain"),
     ):
-        key = coll.chains[chain][0].public_key()
-        ok = isinstance(key, ec.EllipticCurvePublicKey) and verify_p256(
-            key, coll.raw[sig], coll.doc[signed].encode()
-        )
-        if not ok:
+        key = ec_key(coll.chains[chain][0], what + " signer")
+        if not verify_p256(key, coll.raw[sig], coll.doc[signed].encode()):
             raise EvidenceRefused("collateral", f"{what} signature is invalid")
         doc = coll.tcb_info if signed == "tcb_info" else coll.qe_identity
         if not _date(doc, "issueDate", what) <= now < _date(doc, "nextUpdate", what):
@@ -276,10 +273,9 @@ def _decode(evidence: bytes) -> tuple[bytes, _Collateral]:
 def _checked_crl(
     crl: x509.CertificateRevocationList, issuer: x509.Certificate, now: datetime, what: str
 ) -> x509.CertificateRevocationList:
-    key = issuer.public_key()
-    if crl.issuer != issuer.subject or not isinstance(key, ec.EllipticCurvePublicKey):
+    if crl.issuer != issuer.subject:
         raise EvidenceRefused("collateral", f"{what} is not issued by its ca")
-    if not crl.is_signature_valid(key):
+    if not crl.is_signature_valid(ec_key(issuer, what + " issuer")):
         raise EvidenceRefused("collateral", f"{what} signature is invalid")
     nxt = crl.next_update_utc
     if nxt is None or not crl.last_update_utc <= now < nxt:

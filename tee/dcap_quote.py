@@ -155,10 +155,9 @@ def parse_quote(raw: bytes) -> Quote:
 
 def verify_quote_signatures(quote: Quote) -> None:
     """The quote's own chain: quote signature <- attestation key <- QE report <- PCK leaf key."""
-    pck_key = quote.pck_chain[0].public_key()
-    if not isinstance(pck_key, ec.EllipticCurvePublicKey):
-        raise EvidenceRefused("signature", "pck key is not an ecdsa key")
-    if not verify_p256(pck_key, quote.qe_report_signature, quote.qe_report):
+    if not verify_p256(
+        ec_key(quote.pck_chain[0], "pck certificate"), quote.qe_report_signature, quote.qe_report
+    ):
         raise EvidenceRefused("signature", "qe report signature is invalid")
     bound = hashlib.sha256(quote.attestation_key + quote.qe_auth_data).digest() + bytes(32)
     if not hmac.compare_digest(quote.qe_report[320:384], bound):
@@ -183,6 +182,17 @@ def verify_p256(key: ec.EllipticCurvePublicKey, raw_sig: bytes, data: bytes) -> 
     except InvalidSignature:
         return False
     return True
+
+
+def ec_key(cert: x509.Certificate, what: str) -> ec.EllipticCurvePublicKey:
+    """The certificate's ECDSA public key, or EvidenceRefused("chain")."""
+    try:
+        key = cert.public_key()
+    except ValueError as e:
+        raise EvidenceRefused("chain", f"{what} key does not parse") from e
+    if not isinstance(key, ec.EllipticCurvePublicKey):
+        raise EvidenceRefused("chain", f"{what} key is not an ecdsa key")
+    return key
 
 
 def canonical_pem_chain(pem: bytes, what: str) -> tuple[x509.Certificate, ...]:
