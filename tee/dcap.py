@@ -19,10 +19,14 @@ fingerprint checked on load) and the injected ``now``:
 - dcap-qvl (``verify_with_root_ca``, given our pinned root): the same chain,
   CRL and signature checks again, then the TCB level and QE identity matching
   that yields the TCB status and advisory ids;
-- policy: status in ``policy.accepted_tcb`` (``Revoked`` never), debug refused
-  unless allowed, REPORTDATA equal to ``expect.report_data`` (constant time),
-  ``policy.measurements``. Quotes carry no nonce or key field: an expected
-  ``nonce`` or ``public_key`` is refused (fold them into report data).
+- policy: status in ``policy.accepted_tcb`` (``Revoked`` never), REPORTDATA
+  equal to ``expect.report_data`` (constant time), ``policy.measurements``.
+  Quotes carry no nonce or key field: an expected ``nonce`` or ``public_key``
+  is refused (fold them into report data).
+
+Debug quotes (TDX TD attributes DEBUG, SGX ATTRIBUTES.DEBUG) are always refused,
+even under ``policy.allow_debug``: dcap-qvl 0.7 refuses to evaluate the TCB of a
+debug quote, and a quote without a TCB verdict is not accepted here.
 """
 
 from __future__ import annotations
@@ -177,6 +181,8 @@ class _DcapVerifier:
         verify_quote_signatures(quote)
         check_chain(quote.pck_chain, self._root, now, "pck chain")
         verify_collateral(coll, quote, self._root, now)
+        if quote.debug:  # dcap-qvl refuses debug quotes outright, so allow_debug cannot help
+            raise EvidenceRefused("debug", f"the {self.platform.value} quote is in debug mode")
         report = self._evaluate(raw, coll, now)
         return self._claims(quote, report, expect, policy)
 
@@ -206,8 +212,6 @@ class _DcapVerifier:
             raise EvidenceRefused("tcb", f"tcb status {status} is not accepted")
         if _report_data_of(report) != quote.report_data.hex():
             raise EvidenceRefused("format", "dcap-qvl and tokengate parse the quote differently")
-        if quote.debug and not policy.allow_debug:
-            raise EvidenceRefused("debug", f"the {self.platform.value} quote is in debug mode")
         if expect.nonce is not None:
             raise EvidenceRefused("nonce", "quotes carry no nonce: fold it into report_data")
         if expect.public_key is not None:
@@ -225,7 +229,7 @@ class _DcapVerifier:
             public_key=None,
             nonce=None,
             tcb_status=status,
-            debug=quote.debug,
+            debug=False,
             details={
                 "advisory_ids": ",".join(str(a) for a in advisories),
                 "qe_tcb_status": _status_of(report, "qe_status"),
