@@ -22,6 +22,7 @@ def _register() -> None:
     # Explicit list: a new command is added here, never discovered.
     from proxy.cli import (
         admin_cmd,
+        attest_cmd,
         audit_cmd,
         demo_cmd,
         keys_cmd,
@@ -44,6 +45,7 @@ def _register() -> None:
         audit_cmd,
         token_cmd,
         migrate_cmd,
+        attest_cmd,
     ):
         module.register(cli)
 
