@@ -1,11 +1,9 @@
 """AWS Nitro Enclaves attestation documents: COSE_Sign1 evidence -> claims.
 
 Rules (each failure raises ``EvidenceRefused`` naming the check):
-- ``format``: the envelope (:mod:`tee.cose`) and the payload follow the AWS NSM
-  specification (aws-nitro-enclaves-nsm-api, docs/attestation_process.md):
-  exactly module_id, digest, timestamp, pcrs, certificate, cabundle and
-  optionally public_key, user_data, nonce (null counts as absent: the NSM emits
-  nulls); digest ``SHA384``, every PCR 48 bytes, sizes as specified.
+- ``format``: the envelope (:mod:`tee.cose`) and the payload
+  (:mod:`tee.nitro_document`) follow the AWS NSM specification; certificates
+  are DER with a positive serial number (RFC 5280).
 - ``root``: the bundle's first certificate is byte-for-byte the pinned root, and
   the chain is built ONLY to the pinned root, never to one the document
   supplies: the packaged AWS Nitro root G1 (checked against its SHA-256 at
@@ -31,19 +29,21 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from importlib import resources
 from typing import ClassVar
 
 from cryptography import x509
+from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.serialization import Encoding
+from cryptography.utils import CryptographyDeprecationWarning
 from cryptography.x509.verification import ExtensionPolicy, PolicyBuilder, Store
 
 from tee.attestation import Claims, Expectation, Platform, Policy, check_measurements
 from tee.cose import decode_sign1, loads_exact, verify_es384
 from tee.errors import EvidenceRefused, TeeError
+from tee.nitro_document import NitroDocument, parse_document
 from tokengate.errors import ConfigError
 
 # AWS publishes this root at https://aws-nitro-enclaves.amazonaws.com/AWS_NitroEnclaves_Root-G1.zip;
@@ -53,82 +53,7 @@ _ROOT_RESOURCE = "roots/aws_nitro_root_g1.pem"
 MAX_EVIDENCE_BYTES = 32 * 1024  # a full document with every optional field is ~16.5 KiB
 _DEBUG_PCRS = frozenset({0, 1, 2})
 _OPTIONS = frozenset({"max_age_seconds"})
-_REQUIRED = frozenset({"module_id", "digest", "timestamp", "pcrs", "certificate", "cabundle"})
-_OPTIONAL = frozenset({"public_key", "user_data", "nonce"})
-_PCR_BYTES = 48  # SHA-384
-_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 SKEW = timedelta(seconds=60)  # default: how far a document's timestamp may run ahead of ours
-
-
-@dataclass(frozen=True, slots=True)
-class NitroDocument:
-    """The payload of a Nitro attestation document, shape-checked but not yet trusted."""
-
-    module_id: str
-    issued_at: datetime
-    pcrs: dict[int, bytes]
-    certificate: bytes
-    cabundle: list[bytes]
-    public_key: bytes | None
-    user_data: bytes | None
-    nonce: bytes | None
-
-
-def parse_document(item: object) -> NitroDocument:
-    """Check the decoded payload against the NSM specification; ``format`` otherwise."""
-    if not isinstance(item, dict) or not all(isinstance(k, str) for k in item):
-        raise EvidenceRefused("format", "payload is not a map of text keys")
-    keys = set(item)
-    if not keys >= _REQUIRED or not keys <= _REQUIRED | _OPTIONAL:
-        raise EvidenceRefused("format", "payload fields are not the nitro fields")
-    module_id, digest, ms = item["module_id"], item["digest"], item["timestamp"]
-    if not isinstance(module_id, str) or not module_id:
-        raise EvidenceRefused("format", "module_id is not a non-empty text")
-    if digest != "SHA384":
-        raise EvidenceRefused("format", "digest is not SHA384")
-    if type(ms) is not int or not 0 < ms < 2**64:
-        raise EvidenceRefused("format", "timestamp is not a positive uint64")
-    return NitroDocument(
-        module_id=module_id,
-        issued_at=_EPOCH + timedelta(milliseconds=ms),
-        pcrs=_pcrs(item["pcrs"]),
-        certificate=_sized(item["certificate"], "certificate", 1, 1024),
-        cabundle=_bundle(item["cabundle"]),
-        public_key=_optional(item.get("public_key"), "public_key", 1, 1024),
-        user_data=_optional(item.get("user_data"), "user_data", 0, 512),
-        nonce=_optional(item.get("nonce"), "nonce", 0, 512),
-    )
-
-
-def _pcrs(value: object) -> dict[int, bytes]:
-    """1..32 PCRs, indices 0..31, each 48 bytes (the SHA-384 digest)."""
-    if not isinstance(value, dict) or not 1 <= len(value) <= 32:
-        raise EvidenceRefused("format", "pcrs is not a map of 1 to 32 entries")
-    pcrs: dict[int, bytes] = {}
-    for index, pcr in value.items():
-        if type(index) is not int or not 0 <= index < 32:
-            raise EvidenceRefused("format", "pcr index is not 0..31")
-        pcrs[index] = _sized(pcr, f"pcr{index}", _PCR_BYTES, _PCR_BYTES)
-    return pcrs
-
-
-def _bundle(value: object) -> list[bytes]:
-    """At least one DER certificate, the root first."""
-    if not isinstance(value, list) or not value:
-        raise EvidenceRefused("format", "cabundle is not a non-empty array")
-    return [_sized(der, "cabundle entry", 1, 1024) for der in value]
-
-
-def _sized(value: object, what: str, low: int, high: int) -> bytes:
-    """``value`` is a byte string of ``low``..``high`` bytes."""
-    if not isinstance(value, bytes) or not low <= len(value) <= high:
-        raise EvidenceRefused("format", f"{what} is not {low}..{high} bytes")
-    return value
-
-
-def _optional(value: object, what: str, low: int, high: int) -> bytes | None:
-    """An optional byte string; null counts as absent."""
-    return None if value is None else _sized(value, what, low, high)
 
 
 def load_packaged_root() -> x509.Certificate:
@@ -177,7 +102,7 @@ class NitroVerifier:
         message = decode_sign1(evidence)
         doc = parse_document(loads_exact(message.payload, "nitro payload"))
         leaf, bundle = self._check_chain(doc, now)
-        verify_es384(message, _leaf_key(leaf))
+        verify_es384(message, _leaf_key(leaf))  # parsed and checked once already: cannot fail
         self._check_timestamp(doc, leaf, now, max_age)
         measurements = {f"pcr{i}": value.hex() for i, value in sorted(doc.pcrs.items())}
         debug = _is_debug(doc.pcrs)
@@ -213,8 +138,11 @@ class NitroVerifier:
         try:
             leaf = x509.load_der_x509_certificate(doc.certificate)
             intermediates = [x509.load_der_x509_certificate(der) for der in doc.cabundle[1:]]
-        except ValueError as e:
+        # A non-positive serial only warns (an exception where warnings are errors).
+        except (ValueError, x509.InvalidVersion, CryptographyDeprecationWarning) as e:
             raise EvidenceRefused("format", "a certificate is not der") from e
+        if any(cert.serial_number <= 0 for cert in [leaf, *intermediates]):
+            raise EvidenceRefused("format", "a certificate serial number is not positive")
         for cert in [leaf, *intermediates, self._root]:
             if not cert.not_valid_before_utc <= now <= cert.not_valid_after_utc:
                 raise EvidenceRefused("window", "a certificate is not valid at this time")
@@ -231,7 +159,7 @@ class NitroVerifier:
         )
         try:
             verifier.verify(leaf, intermediates)
-        except x509.verification.VerificationError as e:
+        except (x509.verification.VerificationError, ValueError, UnsupportedAlgorithm) as e:
             raise EvidenceRefused("chain", "certificate chain does not verify") from e
         return leaf, intermediates
 
@@ -250,13 +178,15 @@ class NitroVerifier:
 
 def _leaf_key(leaf: x509.Certificate) -> ec.EllipticCurvePublicKey:
     """The signing certificate's key: P-384, and keyUsage lets it sign."""
-    key = leaf.public_key()
-    if not isinstance(key, ec.EllipticCurvePublicKey) or not isinstance(key.curve, ec.SECP384R1):
-        raise EvidenceRefused("chain", "leaf key is not p-384")
-    try:
+    try:  # certificates parse lazily: a bad key or extension shows up only here
+        key = leaf.public_key()
         usage = leaf.extensions.get_extension_for_class(x509.KeyUsage).value
     except x509.ExtensionNotFound as e:
         raise EvidenceRefused("chain", "leaf has no key usage") from e
+    except (ValueError, UnsupportedAlgorithm) as e:
+        raise EvidenceRefused("format", "leaf certificate is malformed") from e
+    if not isinstance(key, ec.EllipticCurvePublicKey) or not isinstance(key.curve, ec.SECP384R1):
+        raise EvidenceRefused("chain", "leaf key is not p-384")
     if not usage.digital_signature:
         raise EvidenceRefused("chain", "leaf may not sign")
     return key
