@@ -47,10 +47,11 @@ _INSERT: Final = (
     " outer_ct = excluded.outer_ct, meta = excluded.meta, expires = excluded.expires"
     " WHERE tg_vault.expires IS NOT NULL AND tg_vault.expires <= ? RETURNING id"
 )
-_SELECT_ONE: Final = (
+_SELECT_IN: Final = (
     "SELECT id, key_version, outer_ct, meta, expires FROM tg_vault"
-    " WHERE id = ? AND (expires IS NULL OR expires > ?)"
+    " WHERE id IN ({marks}) AND (expires IS NULL OR expires > ?)"
 )
+_IN_CHUNK: Final = 500  # ids per SELECT (SQLite's default limit is 32766 parameters)
 _DELETE_ONE: Final = "DELETE FROM tg_vault WHERE id = ? RETURNING expires"
 _SCAN: Final = (
     "SELECT id, key_version, outer_ct, meta, expires FROM tg_vault"
@@ -160,8 +161,11 @@ class SqliteVault:
 
         def _get(conn: sqlite3.Connection) -> list[_Row]:
             rows: list[_Row] = []
-            for record_id in wanted:  # primary-key lookups in one thread hop
-                rows += conn.execute(_SELECT_ONE, (record_id, now)).fetchall()
+            # One statement per chunk (SQLite caps bound parameters), one thread hop.
+            for i in range(0, len(wanted), _IN_CHUNK):
+                chunk = wanted[i : i + _IN_CHUNK]
+                sql = _SELECT_IN.format(marks=",".join("?" * len(chunk)))
+                rows += conn.execute(sql, (*chunk, now)).fetchall()
             return rows
 
         return {row[0]: _record(row) for row in await self._run("get_many", _get)}
