@@ -1,10 +1,13 @@
 """Forwarding one HTTP request upstream and streaming the answer back.
 
-Bodies are never buffered here: the request body is read chunk by chunk and
-written upstream as it arrives, the response likewise, with backpressure on
-both sides, so memory stays bounded whatever the body size. The body limit is
+Routes without field rules never buffer: the request body is read chunk by
+chunk and written upstream as it arrives, the response likewise, with
+backpressure on both sides, so memory stays bounded whatever the body size.
+Routes with field rules (a :class:`BodyFilter`) or ``sign_body`` buffer the
+request within the route's limit; a filter may also buffer and rewrite the
+response within its limit, before any of it is sent. The body limit is
 checked on the declared Content-Length before connecting and on the bytes
-actually read while streaming.
+actually read.
 
 Failure rules: refused or unreachable upstream -> 502, timeout -> 504, body
 over the limit -> 413, all before the response starts. Once response bytes
