@@ -152,7 +152,14 @@ def pinned(pki: Pki) -> NitroVerifier:
     return NitroVerifier(root_pem=pki.root_pem)
 
 
-DROP = object()  # a field value meaning "leave the field out"
+class _Drop:
+    """A field value meaning "leave the field out" (a stable repr: xdist workers agree)."""
+
+    def __repr__(self) -> str:
+        return "DROP"
+
+
+DROP = _Drop()
 WORKER_KEY = b"0*0\x05\x06\x03+en\x03!\x00" + bytes(range(32))  # an X25519 SPKI, DER
 PCRS = {i: hashlib.sha384(b"pcr%d" % i).digest() for i in range(16)}
 
