@@ -22,6 +22,7 @@ from plugins.ratelimit import MemoryRateLimiter, RedisRateLimiter
 from plugins.sqlite_ratelimit import SqliteRateLimiter
 from proxy.tokenization import TokenizationConfig
 from tokengate.errors import ConfigError, GatewayError
+from vault.config import VaultConfig
 from vault.engine import Vault
 from vault.opening import open_store
 from vault.sqlite_store import SqliteVault
@@ -60,10 +61,11 @@ class FieldRuntime:
     audit: Auditor
 
 
-def open_limiter(
-    config: TokenizationConfig, *, data_dir: Path, workers: int
-) -> tuple[RateLimiter, object]:
-    """The configured rate limiter and the object to close (or None)."""
+type Limiter = MemoryRateLimiter | RedisRateLimiter | SqliteRateLimiter
+
+
+def open_limiter(config: TokenizationConfig, *, data_dir: Path, workers: int) -> Limiter:
+    """The configured detokenize rate limiter."""
     uri = config.rate_limits
     if uri.startswith("memory:"):
         if workers > 1:
@@ -71,24 +73,22 @@ def open_limiter(
                 "tokenization.rate_limits: memory: counts per worker; with several workers "
                 "use sqlite:<path> or redis://"
             )
-        return MemoryRateLimiter(), None
+        return MemoryRateLimiter()
     if uri.startswith(("redis://", "rediss://")):
-        limiter = RedisRateLimiter.from_url(uri, timeout=config.rate_limit_timeout)
-        return limiter, limiter
+        return RedisRateLimiter.from_url(uri, timeout=config.rate_limit_timeout)
     raw = uri.removeprefix("sqlite:").removeprefix("//")
     if not raw:
         raise ConfigError("tokenization.rate_limits: sqlite: needs a file name")
     path = Path(raw)
-    sqlite = SqliteRateLimiter(
+    return SqliteRateLimiter(
         path if path.is_absolute() else data_dir / path, timeout=config.rate_limit_timeout
     )
-    return sqlite, sqlite
 
 
 @asynccontextmanager
 async def open_fields(
     *,
-    vault_config: object,
+    vault_config: VaultConfig,
     tokenization: TokenizationConfig,
     data_dir: Path,
     keys: KeyManager,
@@ -96,16 +96,12 @@ async def open_fields(
     workers: int,
 ) -> AsyncIterator[FieldRuntime]:
     """Open the vault store and the limiter for one worker; close both on exit."""
-    from vault.config import VaultConfig
-
-    if not isinstance(vault_config, VaultConfig):
-        raise TypeError("vault_config must be a VaultConfig")
     async with AsyncExitStack() as stack:
         store = await open_store(vault_config, data_dir=data_dir)
         stack.push_async_callback(store.close)
-        limiter, closable = open_limiter(tokenization, data_dir=data_dir, workers=workers)
-        if isinstance(closable, RedisRateLimiter | SqliteRateLimiter):
-            stack.push_async_callback(closable.close)
+        limiter = open_limiter(tokenization, data_dir=data_dir, workers=workers)
+        if not isinstance(limiter, MemoryRateLimiter):
+            stack.push_async_callback(limiter.close)
         vault = Vault(store, keys, untagged_index_version=tokenization.untagged_index_version)
         if isinstance(store, SqliteVault):
             # Expired records are never returned; this only gives their space back.

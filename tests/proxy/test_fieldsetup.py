@@ -50,12 +50,10 @@ async def test_sqlite_vault_is_ready(tmp_path: Path) -> None:
     ],
 )
 async def test_limiter_by_uri(tmp_path: Path, uri: str, kind: type) -> None:
-    limiter, closable = open_limiter(
-        TokenizationConfig(rate_limits=uri), data_dir=tmp_path, workers=1
-    )
+    limiter = open_limiter(TokenizationConfig(rate_limits=uri), data_dir=tmp_path, workers=1)
     assert isinstance(limiter, kind)
-    if isinstance(closable, RedisRateLimiter):
-        await closable.close()
+    if isinstance(limiter, RedisRateLimiter):
+        await limiter.close()
 
 
 def test_memory_limiter_refused_with_several_workers(tmp_path: Path) -> None:
