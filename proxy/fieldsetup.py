@@ -20,6 +20,7 @@ from kms_client.manager import KeyManager
 from plugins.base import RateLimiter
 from plugins.ratelimit import MemoryRateLimiter, RedisRateLimiter
 from plugins.sqlite_ratelimit import SqliteRateLimiter
+from proxy.sessions.factory import sqlite_path
 from proxy.tokenization import TokenizationConfig
 from tokengate.errors import ConfigError, GatewayError
 from vault.config import VaultConfig
@@ -76,13 +77,8 @@ def open_limiter(config: TokenizationConfig, *, data_dir: Path, workers: int) ->
         return MemoryRateLimiter()
     if uri.startswith(("redis://", "rediss://")):
         return RedisRateLimiter.from_url(uri, timeout=config.rate_limit_timeout)
-    raw = uri.removeprefix("sqlite:").removeprefix("//")
-    if not raw:
-        raise ConfigError("tokenization.rate_limits: sqlite: needs a file name")
-    path = Path(raw)
-    return SqliteRateLimiter(
-        path if path.is_absolute() else data_dir / path, timeout=config.rate_limit_timeout
-    )
+    path = sqlite_path(uri, data_dir, setting="tokenization.rate_limits")
+    return SqliteRateLimiter(path, timeout=config.rate_limit_timeout)
 
 
 @asynccontextmanager

@@ -7,6 +7,7 @@ import functools
 from aiohttp import web
 from yarl import URL
 
+from policy.compile import RouteFields
 from policy.routing import NoRoute
 from proxy.auth.access_token import AccessClaims
 from proxy.authn import endpoints
@@ -32,10 +33,13 @@ def _authority(url: str) -> str:
 
 
 def _field_filter(
-    request: web.Request, route: str, claims: AccessClaims | None, limit: int
+    request: web.Request,
+    fields: RouteFields | None,
+    route: str,
+    claims: AccessClaims | None,
+    limit: int,
 ) -> FieldFilter | None:
     """The field rules of ``route`` for this request, or None when it has none."""
-    fields = request.app[LIVE].settings.route_fields.get(route)
     if fields is None:
         return None
     runtime = request.app.get(FIELDS)
@@ -97,7 +101,13 @@ async def handle(request: web.Request) -> web.StreamResponse:
             trusted_peer=is_trusted(request.remote, gw.trusted_proxies),
             request_id=request[REQUEST_ID],
             hooks=admitted,
-            filter=_field_filter(request, route.name, admitted.claims, body_limit),
+            filter=_field_filter(
+                request,
+                settings.route_fields.get(route.name),  # the snapshot this request started with
+                route.name,
+                admitted.claims,
+                body_limit,
+            ),
         )
         if is_websocket(request):
             if not route.websocket:

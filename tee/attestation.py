@@ -90,6 +90,23 @@ class Verifier(Protocol):
         ...
 
 
+def check_binding(check: str, expected: bytes | None, carried: bytes | None) -> None:
+    """Refuse (as ``check``) an expected binding the evidence lacks (``carried`` None) or differs.
+
+    Compared in constant time; nothing is checked when nothing is expected.
+    """
+    import hmac
+
+    from tee.errors import EvidenceRefused
+
+    if expected is None:
+        return
+    if carried is None:
+        raise EvidenceRefused(check, "expected, but this evidence does not carry it")
+    if not hmac.compare_digest(expected, carried):
+        raise EvidenceRefused(check, "does not match the expected value")
+
+
 def check_measurements(claims: Mapping[str, str], policy: Policy) -> None:
     """Every measurement the policy names is present and one of its accepted values."""
     from tee.errors import EvidenceRefused

@@ -32,7 +32,6 @@ debug quote, and a quote without a TCB verdict is not accepted here.
 from __future__ import annotations
 
 import base64
-import hmac
 import json
 import re
 from collections.abc import Mapping, Sequence
@@ -47,7 +46,7 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.serialization import Encoding
 
-from tee.attestation import Claims, Expectation, Platform, Policy, check_measurements
+from tee.attestation import Claims, Expectation, Platform, Policy, check_binding, check_measurements
 from tee.dcap_quote import (
     Quote,
     TeeType,
@@ -212,14 +211,10 @@ class _DcapVerifier:
             raise EvidenceRefused("tcb", f"tcb status {status} is not accepted")
         if _report_data_of(report) != quote.report_data.hex():
             raise EvidenceRefused("format", "dcap-qvl and tokengate parse the quote differently")
-        if expect.nonce is not None:
-            raise EvidenceRefused("nonce", "quotes carry no nonce: fold it into report_data")
-        if expect.public_key is not None:
-            raise EvidenceRefused("public_key", "quotes carry no key: fold it into report_data")
-        if expect.report_data is not None and not hmac.compare_digest(
-            expect.report_data, quote.report_data
-        ):
-            raise EvidenceRefused("report_data", "report_data does not match what was expected")
+        # Quotes carry no nonce or key field: callers fold them into report_data.
+        check_binding("nonce", expect.nonce, None)
+        check_binding("public_key", expect.public_key, None)
+        check_binding("report_data", expect.report_data, quote.report_data)
         measurements = quote.measurements()
         check_measurements(measurements, policy)
         return Claims(

@@ -40,7 +40,7 @@ from cryptography.hazmat.primitives.serialization import Encoding
 from cryptography.utils import CryptographyDeprecationWarning
 from cryptography.x509.verification import ExtensionPolicy, PolicyBuilder, Store
 
-from tee.attestation import Claims, Expectation, Platform, Policy, check_measurements
+from tee.attestation import Claims, Expectation, Platform, Policy, check_binding, check_measurements
 from tee.cose import decode_sign1, loads_exact, verify_es384
 from tee.errors import EvidenceRefused, TeeError
 from tee.nitro_document import NitroDocument, parse_document
@@ -201,17 +201,9 @@ def _is_debug(pcrs: dict[int, bytes]) -> bool:
 
 def _check_bindings(doc: NitroDocument, expect: Expectation) -> None:
     """Every expected binding is present and equal (constant time)."""
-    for check, wanted, carried in (
-        ("nonce", expect.nonce, doc.nonce),
-        ("public_key", expect.public_key, doc.public_key),
-        ("report_data", expect.report_data, doc.user_data),
-    ):
-        if wanted is None:
-            continue
-        if carried is None:
-            raise EvidenceRefused(check, "expected but absent from the document")
-        if not hmac.compare_digest(wanted, carried):
-            raise EvidenceRefused(check, "does not match the expected value")
+    check_binding("nonce", expect.nonce, doc.nonce)
+    check_binding("public_key", expect.public_key, doc.public_key)
+    check_binding("report_data", expect.report_data, doc.user_data)
 
 
 def _max_age(policy: Policy) -> timedelta | None:

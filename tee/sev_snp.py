@@ -47,7 +47,7 @@ from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
 from cryptography.hazmat.primitives.serialization import Encoding
 from cryptography.x509.oid import NameOID, SignatureAlgorithmOID
 
-from tee.attestation import Claims, Expectation, Platform, Policy, check_measurements
+from tee.attestation import Claims, Expectation, Platform, Policy, check_binding, check_measurements
 from tee.errors import EvidenceRefused, TeeError
 from tee.snp_report import REPORT_SIZE, SnpReport, Tcb, parse_report
 
@@ -162,10 +162,9 @@ class SevSnpVerifier:
     ) -> Claims:
         """The report's claims, or EvidenceRefused naming the failed check."""
         options = SnpOptions.parse(policy.options)
-        if expect.nonce is not None:
-            raise EvidenceRefused("nonce", "sev-snp has no nonce field: bind it in report_data")
-        if expect.public_key is not None:
-            raise EvidenceRefused("public_key", "sev-snp has no key field: bind it in report_data")
+        # Reports have no nonce or key field: callers bind them in report_data.
+        check_binding("nonce", expect.nonce, None)
+        check_binding("public_key", expect.public_key, None)
         if now.tzinfo is None:
             raise EvidenceRefused("window", "sev-snp: the clock must be timezone-aware")
         report, vcek = _split(evidence)
@@ -304,10 +303,7 @@ def _check_policy(
         raise EvidenceRefused("debug", "sev-snp: the guest policy allows debugging")
     if report.vmpl > options.max_vmpl:
         raise EvidenceRefused("vmpl", f"sev-snp: vmpl {report.vmpl} above {options.max_vmpl}")
-    if expect.report_data is not None and not hmac.compare_digest(
-        expect.report_data, report.report_data
-    ):
-        raise EvidenceRefused("report_data", "sev-snp: report_data is not the expected one")
+    check_binding("report_data", expect.report_data, report.report_data)
     measurements = {"measurement": report.measurement.hex()}
     check_measurements(measurements, policy)
     status = _tcb_status(report.reported_tcb, options.min_tcb)

@@ -16,7 +16,6 @@ before ``now`` (and not more than ``skew`` after it).
 
 from __future__ import annotations
 
-import hmac
 import json
 import re
 from dataclasses import dataclass
@@ -29,7 +28,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
 from kms_client.atomic_file import locked, write_atomic
-from tee.attestation import Claims, Expectation, Platform, Policy, check_measurements
+from tee.attestation import Claims, Expectation, Platform, Policy, check_binding, check_measurements
 from tee.errors import EvidenceRefused
 
 FORMAT = "tokengate-sim-evidence/1"
@@ -112,9 +111,9 @@ class SimVerifier:
             raise EvidenceRefused("format", "debug must be true or false")
         if debug and not policy.allow_debug:
             raise EvidenceRefused("debug", "the simulated TEE runs in debug mode")
-        _expect("nonce", expect.nonce, fields["nonce"])
-        _expect("report_data", expect.report_data, fields["report_data"])
-        _expect("public_key", expect.public_key, fields["public_key"])
+        check_binding("nonce", expect.nonce, fields["nonce"])
+        check_binding("report_data", expect.report_data, fields["report_data"])
+        check_binding("public_key", expect.public_key, fields["public_key"])
         measurements = {"measurement": fields["measurement"].hex()}
         check_measurements(measurements, policy)
         return Claims(
@@ -167,8 +166,3 @@ def _hex(doc: dict[str, object], name: str) -> bytes:
         return bytes.fromhex(value)
     except ValueError as e:
         raise EvidenceRefused("format", f"{name} must be hex") from e
-
-
-def _expect(check: str, expected: bytes | None, actual: bytes) -> None:
-    if expected is not None and not hmac.compare_digest(expected, actual):
-        raise EvidenceRefused(check, f"{check} does not match what was expected")

@@ -14,6 +14,7 @@ Rules:
 
 from __future__ import annotations
 
+import contextlib
 import zlib
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -97,10 +98,9 @@ def _inflate_gzip(data: bytes, limit: int) -> bytes:
 
 def _inflate_deflate(data: bytes, limit: int) -> tuple[bytes, Coding]:
     if _is_zlib_header(data):
-        try:
+        # A raw stream can start with two bytes that look like a zlib header.
+        with contextlib.suppress(Malformed):
             return _inflate(data, 15, limit), Coding("deflate")
-        except Malformed:
-            pass  # a raw stream can start with two bytes that look like a zlib header
     return _inflate(data, -15, limit), Coding("deflate", raw=True)
 
 

@@ -129,6 +129,19 @@ def _check(value: object) -> None:
         raise TypeError("not a json value")
 
 
+def _dumps(root: object) -> bytes | None:
+    """``json.dumps`` of a float-free document; None where only the walker below can do it
+    (a lone surrogate stays escaped, deep nesting is walked iteratively)."""
+    try:
+        text = json.dumps(root, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
+    except (UnicodeEncodeError, RecursionError):
+        return None
+    try:
+        return text.encode("utf-8")
+    except UnicodeEncodeError:
+        return None
+
+
 def encode_json(root: object, *, plain: bool = False) -> bytes:
     """Compact UTF-8 JSON text of ``root`` (dict, list and scalar values).
 
@@ -136,12 +149,8 @@ def encode_json(root: object, *, plain: bool = False) -> bytes:
     string member names (a parsed document that tracked it), so ``json.dumps``
     may do the work; its output is then the same as the iterative encoder's.
     """
-    if plain:
-        try:
-            text = json.dumps(root, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
-            return text.encode("utf-8")
-        except (UnicodeEncodeError, RecursionError):
-            pass  # a lone surrogate stays escaped, deep nesting is walked: below
+    if plain and (fast := _dumps(root)) is not None:
+        return fast
     parts: list[str] = []
     stack: list[object] = [root]
     while stack:

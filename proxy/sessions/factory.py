@@ -57,12 +57,12 @@ def open_session_store(
     return store
 
 
-def sqlite_path(uri: str, data_dir: Path) -> Path:
-    """The database file of a ``sqlite:`` URI."""
+def sqlite_path(uri: str, data_dir: Path, *, setting: str = "sessions.uri") -> Path:
+    """The database file of a ``sqlite:`` URI (``setting`` names it in errors)."""
     parts = urlsplit(uri)
     if parts.netloc not in ("", "localhost") or parts.query or parts.fragment:
-        raise ConfigError("sessions.uri: sqlite: names a local file, without host or options")
+        raise ConfigError(f"{setting}: sqlite: names a local file, without host or options")
     path = Path(unquote(parts.path))
     if not parts.path or parts.path.endswith("/"):
-        raise ConfigError("sessions.uri: sqlite: needs a file name")
+        raise ConfigError(f"{setting}: sqlite: needs a file name")
     return path if path.is_absolute() else data_dir / path
