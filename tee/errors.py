@@ -29,3 +29,40 @@ class EvidenceRefused(TeeError):
         super().__init__(f"attestation: {check}: {detail}")
         self.check = check
         self.detail = detail
+
+
+# --- binding, double envelope, worker RPC (tee.binding, tee.envelope, tee.worker) ---
+
+
+class BindingError(TeeError):
+    """A nonce or public key of the wrong shape was offered for binding."""
+
+    status = 400
+    code = "bad_binding"
+    public = True
+
+
+class EnvelopeError(TeeError):
+    """An envelope, response or released key that cannot be opened or is malformed.
+
+    Opaque on purpose: it never says which layer, field or key failed, so a
+    prober learns nothing from it (the message says only where it happened).
+    """
+
+    status = 400
+    code = "bad_envelope"
+    public = True
+
+
+class WorkerError(TeeError):
+    """A worker could not be reached or answered outside the protocol (503)."""
+
+    code = "worker_unavailable"
+
+
+class JobRefused(TeeError):
+    """A worker refused a job or the job failed; ``code`` is the worker's stable error code."""
+
+    status = 502
+    code = "job_failed"
+    public = True
