@@ -66,3 +66,20 @@ class JobRefused(TeeError):
     status = 502
     code = "job_failed"
     public = True
+
+
+# --- TEE registry and its database (tee.registry, tee.db) ---
+
+
+class RegistryError(TeeError):
+    """A registry request that cannot be honoured (bad entry 400, unknown 404, exists 409)."""
+
+    status = 400
+    code = "bad_entry"
+    public = True
+
+
+class StoreUnavailable(TeeError):
+    """The registry's (or the broker's) database failed or timed out (503)."""
+
+    code = "store_unavailable"
