@@ -522,3 +522,59 @@ declare(
     result=text(required=True, choices={"ok", "failed"}),
     error=text(max_length=64),
 )
+
+# ---- proxy: attestation API ----
+# One entry per verification an administrator asks of the gateway
+# (``POST /.tokengate/admin/v1/attestation/verify``), written once the verdict
+# is known and BEFORE it is answered: a verdict that cannot be recorded is not
+# given (503). Evidence is named by its SHA-256 and size, never carried;
+# measurements are ``name=hex``; ``check`` is the failed check of a refusal.
+
+declare(
+    "attest.verify",
+    "TEE attestation evidence was verified on an administrator's request",
+    actor=text(required=True, max_length=128),
+    role=text(choices={"admin", "operator", "auditor"}),
+    request_id=text(max_length=64),
+    platform=text(required=True, choices={"nitro", "sev-snp", "tdx", "sgx", "sim"}),
+    verdict=text(required=True, choices={"verified", "refused"}),
+    check=text(max_length=64),
+    evidence_sha256=text(required=True, max_length=64),
+    evidence_bytes=integer(required=True, minimum=0),
+    verified_at=text(required=True, max_length=40),
+    tcb_status=text(max_length=64),
+    debug=flag(),
+    measurements=text_list(max_items=64, max_length=160),
+)
+
+# ---- kms: remote root ----
+# The KMS's root operations for gateways (`remote:` root backend). ``client``
+# is the calling credential's id; ``kwk_id`` names the KWK row (it is not
+# secret: the reference carries it). Never the KWK, its reference or a share.
+
+declare(
+    "kms.root_create",
+    "the KMS made a KWK for a gateway (remote: root), or refused to",
+    client=text(required=True, max_length=128),
+    version=integer(required=True, minimum=1),
+    kwk_id=text(max_length=32),
+    result=text(required=True, choices={"ok", "refused"}),
+    reason=text(choices={"exists"}),
+)
+declare(
+    "kms.root_open",
+    "the KMS opened a gateway's KWK (remote: root), or refused to",
+    client=text(required=True, max_length=128),
+    version=integer(required=True, minimum=1),
+    kwk_id=text(max_length=32),
+    result=text(required=True, choices={"ok", "refused"}),
+    reason=text(choices={"unknown", "destroyed"}),
+)
+declare(
+    "kms.root_destroy",
+    "a gateway's KWK was destroyed in the KMS (remote: root); it never opens again",
+    client=text(required=True, max_length=128),
+    version=integer(required=True, minimum=1),
+    kwk_id=text(max_length=32),
+    result=text(required=True, choices={"ok", "already", "unknown"}),
+)
