@@ -578,3 +578,31 @@ declare(
     kwk_id=text(max_length=32),
     result=text(required=True, choices={"ok", "already", "unknown"}),
 )
+
+# ---- tee: pool ----
+# The gateway's TEE pool (``tee.pool``). ``worker`` is the configured
+# ``tee_id@address``; ``check`` names the failed check (an attestation check
+# such as ``measurement`` or ``nonce``, or ``retired``, ``registry``,
+# ``unavailable``, ``timeout``, ``unreachable``); ``detail`` is the fixed
+# reason text of that check. Never evidence, keys, nonces or job values.
+
+declare(
+    "tee.attest",
+    "the gateway checked a pool worker's attestation: admitted into rotation or refused",
+    tee_id=text(required=True, max_length=128),
+    worker=text(required=True, max_length=320),
+    platform=text(choices={"nitro", "sev-snp", "tdx", "sgx", "sim"}),
+    result=text(required=True, choices={"admitted", "refused"}),
+    check=text(max_length=64),
+    detail=text(max_length=256),
+    generation=integer(minimum=0),
+)
+declare(
+    "tee.evict",
+    "a worker left the gateway's TEE pool; the KMS was asked to revoke its keys' grants",
+    tee_id=text(required=True, max_length=128),
+    worker=text(required=True, max_length=320),
+    check=text(required=True, max_length=64),
+    detail=text(max_length=256),
+    revoked=flag(required=True),
+)
