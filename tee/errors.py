@@ -83,3 +83,9 @@ class StoreUnavailable(TeeError):
     """The registry's (or the broker's) database failed or timed out (503)."""
 
     code = "store_unavailable"
+
+
+class BundleError(TeeError):
+    """A job bundle that cannot be measured or loaded; the worker does not start."""
+
+    code = "bad_bundle"
