@@ -68,6 +68,12 @@ class JobRefused(TeeError):
     public = True
 
 
+class BundleError(TeeError):
+    """A job bundle that cannot be measured or loaded; the worker does not start."""
+
+    code = "bad_bundle"
+
+
 # --- TEE registry and its database (tee.registry, tee.db) ---
 
 
@@ -83,9 +89,3 @@ class StoreUnavailable(TeeError):
     """The registry's (or the broker's) database failed or timed out (503)."""
 
     code = "store_unavailable"
-
-
-class BundleError(TeeError):
-    """A job bundle that cannot be measured or loaded; the worker does not start."""
-
-    code = "bad_bundle"
