@@ -9,8 +9,11 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from tee.attestation import Claims, Platform
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+
+from tee.attestation import Claims, Expectation, Platform, Policy
 from tee.errors import EvidenceRefused
+from tee.verifiers import verifier_for
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,3 +78,30 @@ class Verdict:
         for name, value in sorted(claims.details.items()):
             lines.append(f"  {name:<13} {value}")
         return "\n".join(lines)
+
+
+def check_evidence(
+    platform: Platform,
+    evidence: bytes,
+    *,
+    expect: Expectation,
+    policy: Policy,
+    at: datetime,
+    source: str = "",
+    sim_key: Ed25519PublicKey | None = None,
+) -> Verdict:
+    """Verify ``evidence`` as ``platform`` evidence (as recorded, not as claimed) into a Verdict.
+
+    A refusal is a verdict, not an exception: ``sim`` evidence without
+    ``sim_key`` (the caller's config does not allow the simulated TEE) is
+    refused as check ``platform``. Anything but a refusal (a bug) propagates,
+    so nothing is ever reported verified by accident.
+    """
+    try:
+        verifier = verifier_for(
+            platform, insecure_simulated_tee=sim_key is not None, sim_key=sim_key
+        )
+        claims = verifier.verify(evidence, expect=expect, now=at, policy=policy)
+    except EvidenceRefused as e:
+        return Verdict(platform, at, refused=e, source=source)
+    return Verdict(platform, at, claims=claims, source=source)
