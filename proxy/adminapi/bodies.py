@@ -2,9 +2,10 @@
 
 A POST may come without a body (where every field is optional); with one, it
 must be ``Content-Type: application/json`` (415 otherwise), at most
-:data:`MAX_BODY` bytes (413), a single JSON object without duplicate keys
-(400), and match its model exactly: unknown fields are refused, not ignored.
-Error messages name the model's own fields only, never the caller's input.
+:data:`MAX_BODY` bytes unless its route sets another limit (413), a single
+JSON object without duplicate keys (400), and match its model exactly:
+unknown fields are refused, not ignored. Error messages name the model's own
+fields only, never the caller's input.
 """
 
 from __future__ import annotations
@@ -50,9 +51,11 @@ class _NoDuplicates(dict[str, object]):
             raise BadRequest("admin: body has a duplicate key")
 
 
-async def read_body[M: StrictModel](request: web.Request, model: type[M]) -> M:
-    """The request body parsed into ``model``; BadRequest (400/413/415) when it is not."""
-    raw = await _read_limited(request) if request.body_exists else b""
+async def read_body[M: StrictModel](
+    request: web.Request, model: type[M], *, limit: int = MAX_BODY
+) -> M:
+    """The request body (at most ``limit`` bytes) parsed into ``model``; BadRequest otherwise."""
+    raw = await _read_limited(request, limit) if request.body_exists else b""
     if not raw:
         data: object = {}
     else:
@@ -74,23 +77,23 @@ async def read_body[M: StrictModel](request: web.Request, model: type[M]) -> M:
         raise BadRequest(_describe(e, model)) from e
 
 
-async def _read_limited(request: web.Request) -> bytes:
-    """At most MAX_BODY bytes of the body; 413 beyond, whatever Content-Length claims."""
-    if request.content_length is not None and request.content_length > MAX_BODY:
-        raise _too_large()
+async def _read_limited(request: web.Request, limit: int) -> bytes:
+    """At most ``limit`` bytes of the body; 413 beyond, whatever Content-Length claims."""
+    if request.content_length is not None and request.content_length > limit:
+        raise _too_large(limit)
     chunks: list[bytes] = []
     size = 0
-    while chunk := await request.content.read(MAX_BODY + 1 - size):
+    while chunk := await request.content.read(limit + 1 - size):
         chunks.append(chunk)
         size += len(chunk)
-        if size > MAX_BODY:
-            raise _too_large()
+        if size > limit:
+            raise _too_large(limit)
     return b"".join(chunks)
 
 
-def _too_large() -> BadRequest:
+def _too_large(limit: int) -> BadRequest:
     return BadRequest(
-        f"admin: the body exceeds {MAX_BODY} bytes", status=413, code="payload_too_large"
+        f"admin: the body exceeds {limit} bytes", status=413, code="payload_too_large"
     )
 
 
