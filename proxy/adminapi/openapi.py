@@ -8,8 +8,10 @@ registered routes, gives each the role its route table requires
 
 from __future__ import annotations
 
-from typing import Final
+from typing import Final, cast
 
+from proxy.adminapi.attest_body import MAX_BINDING_HEX, MAX_EVIDENCE
+from proxy.adminapi.attest_body import MAX_BODY as ATTEST_MAX_BODY
 from proxy.adminapi.bodies import MAX_BODY
 from tokengate import __version__
 
@@ -94,6 +96,26 @@ def _operation(
 
 
 _WRITE_ERRORS: Final = ("400", "401", "403", "413", "415", "500", "503")
+
+
+def _attest_operation() -> Json:
+    """verifyAttestation: 200 for both verdicts; its body limit is larger than the others'."""
+    op = _operation(
+        "verifyAttestation",
+        "verify TEE attestation evidence (200 for verified and refused verdicts alike)",
+        "auditor",
+        "AttestationVerdict",
+        body="AttestationVerifyRequest",
+        body_required=True,
+        errors=_WRITE_ERRORS,
+    )
+    cast(Json, op["responses"])["413"] = {
+        "description": f"body larger than {ATTEST_MAX_BODY} bytes",
+        "content": {"application/json": {"schema": _ref("schemas", "Error")}},
+    }
+    return op
+
+
 _TOKEN_ERRORS: Final = ("400", "401", "403", "404", "413", "415", "500", "503")
 
 PATHS: Final[Json] = {
@@ -144,6 +166,9 @@ PATHS: Final[Json] = {
             "deleteTokens", "erase the records behind tokens (per-value erasure)", "admin",
             "Deleted", body="TokensRequest", body_required=True, errors=_TOKEN_ERRORS,
         ),
+    },
+    f"{API}/attestation/verify": {
+        "post": _attest_operation(),
     },
     f"{PREFIX}/openapi.json": {
         "get": _operation(
@@ -260,6 +285,89 @@ TOKEN_SCHEMAS: Final[Json] = {
     ),
 }
 
+_HEX: Final[Json] = {"type": "string", "pattern": "^(?:[0-9a-fA-F]{2})*$"}
+_BINDING: Final[Json] = {**_HEX, "type": ["string", "null"], "maxLength": MAX_BINDING_HEX}
+_PLATFORM: Final[Json] = {"enum": ["nitro", "sev-snp", "tdx", "sgx", "sim"]}
+_VERDICT_COMMON: Final[Json] = {
+    "source": {"type": "string"},
+    "platform": _PLATFORM,
+    "verified_at": {**_TIME, "description": "the time the evidence was verified at"},
+    "evidence_sha256": {
+        "type": "string",
+        "pattern": "^[0-9a-f]{64}$",
+        "description": "names the evidence in the audit log (attest.verify)",
+    },
+}
+
+ATTEST_SCHEMAS: Final[Json] = {
+    "AttestationVerifyRequest": _object(
+        {
+            "platform": {**_PLATFORM, "description": "chooses the verifier, not the evidence"},
+            "evidence": {
+                "type": "string",
+                "contentEncoding": "base64",
+                "minLength": 4,
+                "maxLength": 4 * (MAX_EVIDENCE // 3),
+                "description": "the evidence bytes, standard base64 with padding",
+            },
+            "expect_nonce": {**_BINDING, "description": "hex nonce the evidence must carry"},
+            "expect_report_data": {**_BINDING, "description": "hex report data (Nitro: user_data)"},
+            "expect_public_key": {**_BINDING, "description": "hex public key it must bind"},
+            "at": {
+                **_TIME,
+                "type": ["string", "null"],
+                "description": "verify as of this RFC 3339 time (default: now)",
+            },
+            "allow_debug": {"type": "boolean", "description": "accept a debug-mode TEE"},
+            "accepted_tcb": {
+                "type": "array",
+                "maxItems": 16,
+                "items": {"type": "string", "pattern": "^[A-Za-z][A-Za-z0-9_]{0,63}$"},
+                "description": "TCB statuses accepted besides UpToDate",
+            },
+            "measurements": {
+                "type": ["object", "null"],
+                "maxProperties": 64,
+                "propertyNames": {"pattern": "^[a-z][a-z0-9_]{0,31}$"},
+                "additionalProperties": {
+                    "type": "array",
+                    "minItems": 1,
+                    "maxItems": 16,
+                    "items": {**_HEX, "minLength": 2, "maxLength": 128},
+                },
+                "description": "name -> accepted hex values; each name must match one",
+            },
+        },
+        required=["platform", "evidence"],
+    ),
+    "AttestationVerified": _object(
+        {
+            **_VERDICT_COMMON,
+            "verdict": {"const": "verified"},
+            "signature_and_chain": {"const": "valid"},
+            "measurements": {"type": "object", "additionalProperties": {"type": "string"}},
+            "tcb_status": {"type": "string"},
+            "debug": {"type": "boolean"},
+            "report_data": {"type": "string", "description": "hex"},
+            "public_key": {"type": ["string", "null"], "description": "hex"},
+            "nonce": {"type": ["string", "null"], "description": "hex"},
+            "issued_at": {**_TIME, "type": ["string", "null"]},
+            "details": {"type": "object", "additionalProperties": {"type": "string"}},
+        }
+    ),
+    "AttestationRefused": _object(
+        {
+            **_VERDICT_COMMON,
+            "verdict": {"const": "refused"},
+            "failed_check": {"type": "string", "description": "chain, signature, window, ..."},
+            "reason": {"type": "string"},
+        }
+    ),
+    "AttestationVerdict": {
+        "oneOf": [_ref("schemas", "AttestationVerified"), _ref("schemas", "AttestationRefused")]
+    },
+}
+
 SCHEMAS: Final[Json] = {
     "Error": _object(
         {
@@ -309,6 +417,7 @@ SCHEMAS: Final[Json] = {
     ),
     "OpenApiDocument": {"type": "object", "description": "this document"},
     **TOKEN_SCHEMAS,
+    **ATTEST_SCHEMAS,
 }
 
 
@@ -328,10 +437,11 @@ DOCUMENT: Final[Json] = {
     "info": {
         "title": "tokengate admin API",
         "version": __version__,
-        "description": "Session and token administration on the admin listener. Every call "
-        "needs an API key (Authorization: Bearer tga_...); roles: auditor reads, operator also "
-        "revokes a session or a user and tokenizes values, admin also revokes all, "
-        "detokenizes and deletes tokens. Every act is audited first.",
+        "description": "Session and token administration and attestation checks on the admin "
+        "listener. Every call needs an API key (Authorization: Bearer tga_...); roles: auditor "
+        "reads and verifies attestation evidence, operator also revokes a session or a user "
+        "and tokenizes values, admin also revokes all, detokenizes and deletes tokens. Every "
+        "act is audited first.",
     },
     "paths": PATHS,
     "components": {

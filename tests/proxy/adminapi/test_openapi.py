@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import cast
+from typing import Final, cast
 
 import pytest
 from aiohttp import web
@@ -11,6 +11,8 @@ from openapi_spec_validator import validate
 
 from policy.types import StrictModel
 from proxy.adminapi.app import OPERATIONS, add_admin_api
+from proxy.adminapi.attest_api import ATTEST_OPERATIONS, add_attestation_api
+from proxy.adminapi.attest_body import VerifyBody
 from proxy.adminapi.bodies import RevokeAllBody, RevokeBody
 from proxy.adminapi.config import AdminApiConfig
 from proxy.adminapi.openapi import DOCUMENT, PREFIX
@@ -64,19 +66,20 @@ def test_every_registered_route_is_documented_and_vice_versa() -> None:
     )
     service = VaultTokenService(_NoVault(), dict)  # type: ignore[arg-type]
     add_token_api(app, config=AdminApiConfig(), service=service, auditor=_NoAuditor())
+    add_attestation_api(app, config=AdminApiConfig(), auditor=_NoAuditor())
     registered = {
         (r.method, r.resource.canonical)
         for r in app.router.routes()
         if r.resource is not None and r.resource.canonical.startswith(PREFIX)
     }
     assert registered == set(_operations())
-    table = {(op.method, op.path) for op in (*OPERATIONS, *TOKEN_OPERATIONS)}
+    table = {(op.method, op.path) for op in (*OPERATIONS, *TOKEN_OPERATIONS, *ATTEST_OPERATIONS)}
     assert table == registered
 
 
 def test_documented_roles_and_ids_match_the_route_table() -> None:
     ops = _operations()
-    for op in (*OPERATIONS, *TOKEN_OPERATIONS):
+    for op in (*OPERATIONS, *TOKEN_OPERATIONS, *ATTEST_OPERATIONS):
         doc = ops[(op.method, op.path)]
         assert doc["operationId"] == op.operation_id
         assert doc["x-tokengate-role"] == op.role.value
@@ -95,6 +98,7 @@ def test_every_operation_documents_401_and_403() -> None:
         ("RevokeAllRequest", RevokeAllBody),
         ("TokenizeRequest", TokenizeBody),
         ("TokensRequest", TokensBody),
+        ("AttestationVerifyRequest", VerifyBody),
     ],
 )
 def test_request_schemas_match_the_body_models(name: str, model: type[StrictModel]) -> None:
@@ -103,6 +107,18 @@ def test_request_schemas_match_the_body_models(name: str, model: type[StrictMode
     assert set(_d(doc["properties"])) == set(pyd["properties"])
     assert set(cast(list[str], doc["required"])) == set(pyd.get("required", []))
     assert doc["additionalProperties"] is False
+
+
+_SGX: Final[Json] = {"platform": "sgx", "evidence": "AAAA"}
+_REFUSED: Final[Json] = {
+    "source": "s",
+    "platform": "nitro",
+    "verified_at": "t",
+    "evidence_sha256": "0" * 64,
+    "verdict": "refused",
+    "failed_check": "chain",
+    "reason": "r",
+}
 
 
 @pytest.mark.parametrize(
@@ -122,6 +138,14 @@ def test_request_schemas_match_the_body_models(name: str, model: type[StrictMode
         ("TokenizeRequest", {"class": "ssn", "values": ["1"], "tenant": "a\n"}, False),
         ("TokensRequest", {"class": "ssn", "tokens": ["tok_x"]}, True),
         ("TokensRequest", {"class": "ssn"}, False),
+        ("AttestationVerifyRequest", {"platform": "nitro", "evidence": "AAAA"}, True),
+        ("AttestationVerifyRequest", {"platform": "tpm", "evidence": "AAAA"}, False),
+        ("AttestationVerifyRequest", {"platform": "sim"}, False),
+        ("AttestationVerifyRequest", {"platform": "sim", "evidence": "AAAA", "x": 1}, False),
+        ("AttestationVerifyRequest", {**_SGX, "measurements": {"mrtd": []}}, False),
+        ("AttestationVerifyRequest", {**_SGX, "expect_nonce": "0g"}, False),
+        ("AttestationVerdict", _REFUSED, True),
+        ("AttestationVerdict", {**_REFUSED, "verdict": "verified"}, False),
     ],
 )
 def test_schemas_accept_and_refuse(name: str, value: Json, valid: bool) -> None:
@@ -153,6 +177,7 @@ def test_disabled_api_registers_nothing() -> None:
     add_admin_api(app, config=off, store=MemorySessionStore(), auditor=_NoAuditor())
     service = VaultTokenService(_NoVault(), dict)  # type: ignore[arg-type]
     add_token_api(app, config=off, service=service, auditor=_NoAuditor())
+    add_attestation_api(app, config=off, auditor=_NoAuditor())
     assert list(app.router.routes()) == []
 
 
