@@ -22,7 +22,7 @@ from plugins import registry as default_registry
 from plugins.base import Direction, FieldAction, FieldClass
 from policy.errors import PolicyError
 from policy.fields import FieldRule
-from policy.model import PolicyFile, Route
+from policy.model import PolicyFile
 from policy.selectors import parse_selector
 from policy.transform import CompiledRule, MessageTransformer
 
@@ -36,6 +36,25 @@ class ActionRegistry(Protocol):
 
     def action_names(self) -> frozenset[str]:
         """Every registered action name."""
+        ...
+
+
+class RuleSource(Protocol):
+    """What field rules are compiled from: a gateway route, or another kind (egress routes)."""
+
+    @property
+    def name(self) -> str:
+        """The route name (transformers and audit entries carry it)."""
+        ...
+
+    @property
+    def request(self) -> Sequence[FieldRule]:
+        """Rules applied to requests, in order."""
+        ...
+
+    @property
+    def response(self) -> Sequence[FieldRule]:
+        """Rules applied to responses, in order."""
         ...
 
 
@@ -114,12 +133,29 @@ def compile_fields(
     return out
 
 
+def compile_route_rules(
+    source: RuleSource,
+    where: str,
+    classes: Mapping[str, FieldClass],
+    registry: ActionRegistry,
+) -> tuple[MessageTransformer | None, MessageTransformer | None, list[str]]:
+    """One rule source's (request, response) transformers and its problems, with the same rules.
+
+    ``where`` prefixes every problem (``FILE: egress[0]``); a direction with a
+    problem or without rules compiles to None. For sources other than
+    ``routes:`` (the egress relay's routes), which bring their own registry.
+    """
+    compiler = _RouteCompiler(source, where, classes, registry.action_names(), registry)
+    request, response = compiler.transformer("request"), compiler.transformer("response")
+    return request, response, compiler.problems
+
+
 class _RouteCompiler:
     """Builds one route's transformers, collecting problems instead of stopping at the first."""
 
     def __init__(
         self,
-        route: Route,
+        route: RuleSource,
         where: str,
         classes: Mapping[str, FieldClass],
         names: frozenset[str],
