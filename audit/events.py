@@ -576,7 +576,7 @@ declare(
     client=text(required=True, max_length=128),
     version=integer(required=True, minimum=1),
     kwk_id=text(max_length=32),
-    result=text(required=True, choices={"ok", "already", "unknown"}),
+    result=text(required=True, choices={"requested", "ok", "already", "unknown"}),
 )
 
 # ---- tee: pool ----

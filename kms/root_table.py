@@ -6,25 +6,26 @@ the KWK, erased on destroy) and timestamps. At most one live row per
 ``(client_id, version)``, enforced by a partial unique index in the database
 itself, so two KMS replicas creating the same version cannot both win.
 
-URIs (the same spelling as the rest of the KMS's stores):
-- ``sqlite:PATH`` / ``sqlite:///abs/path``: a file; a relative path lives
-  under the KMS data dir (default ``sqlite:kms/root-kwks.db``).
-- ``postgresql://...?schema=NAME``: replicas share it; ``schema`` defaults to
-  ``public``; tables are created on open.
+The database is the KMS's own (the one its TEE registry and key broker use,
+:mod:`tee.db`): ``sqlite:PATH`` (a relative path lives under the KMS data
+dir; the default is ``sqlite:kms/root-kwks.db``) or ``postgresql://...``
+(replicas share it; the table lives in ``schema``, default ``tokengate_kms``).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Protocol
-from urllib.parse import unquote, urlsplit
+from typing import Final, Protocol
 
-from tokengate.errors import ConfigError
+from kms.root_errors import RootStoreUnavailable
+from tee.db import is_postgres, sqlite_file
+from tee.errors import RegistryError
 
-DEFAULT_URI = "sqlite:kms/root-kwks.db"
-LIVE = "live"
-DESTROYED = "destroyed"
+DEFAULT_URI: Final = "sqlite:kms/root-kwks.db"
+DEFAULT_SCHEMA: Final = "tokengate_kms"
+LIVE: Final = "live"
+DESTROYED: Final = "destroyed"
 
 
 @dataclass(frozen=True)
@@ -67,26 +68,30 @@ class RootKwkTable(Protocol):
         ...
 
 
-def open_root_table(uri: str, *, data_dir: Path) -> RootKwkTable:
-    """Build (not yet open) the table for ``uri``; ConfigError for a bad URI."""
-    scheme = urlsplit(uri).scheme
-    if scheme == "sqlite":
-        from kms.root_table_sqlite import SqliteRootKwkTable
-
-        return SqliteRootKwkTable(sqlite_file(uri, data_dir=data_dir))
-    if scheme in ("postgresql", "postgres"):
+def open_root_table(uri: str, *, data_dir: Path, schema: str = DEFAULT_SCHEMA) -> RootKwkTable:
+    """Build (not yet open) the table for ``uri``; RegistryError for a bad URI."""
+    if is_postgres(uri):
         from kms.root_table_pg import PostgresRootKwkTable
 
-        return PostgresRootKwkTable.from_uri(uri)
-    raise ConfigError(f"kms: root table: unknown scheme '{scheme}' (use sqlite: or postgresql://)")
+        return PostgresRootKwkTable(uri, schema=schema)
+    if not uri.startswith("sqlite:"):
+        raise RegistryError("kms: store must be sqlite:PATH or postgresql://")
+    from kms.root_table_sqlite import SqliteRootKwkTable
+
+    return SqliteRootKwkTable(sqlite_file(uri, data_dir))
 
 
-def sqlite_file(uri: str, *, data_dir: Path) -> Path:
-    """The file of a ``sqlite:`` URI; a relative path lives under ``data_dir``."""
-    parts = urlsplit(uri)
-    if parts.netloc not in ("", "localhost") or parts.query or parts.fragment:
-        raise ConfigError("kms: root table: sqlite: names a local file, without host or options")
-    if not parts.path or parts.path.endswith("/"):
-        raise ConfigError("kms: root table: sqlite: needs a file name")
-    path = Path(unquote(parts.path))
-    return path if path.is_absolute() else data_dir / path
+def check_row(row: tuple[object, ...]) -> KwkRow:
+    """A database row ``(version, state, share)`` as a KwkRow; corrupt rows fail closed."""
+    version, state, share = row
+    if isinstance(share, memoryview):
+        share = bytes(share)
+    if isinstance(version, bool) or not isinstance(version, int) or state not in (LIVE, DESTROYED):
+        raise RootStoreUnavailable("kms: root table holds a corrupt row")
+    if share is None:
+        if state != DESTROYED:
+            raise RootStoreUnavailable("kms: root table holds a corrupt row")
+        return KwkRow(version, DESTROYED, None)
+    if not isinstance(share, bytes) or len(share) != 32 or state != LIVE:
+        raise RootStoreUnavailable("kms: root table holds a corrupt row")
+    return KwkRow(version, LIVE, share)
