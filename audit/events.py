@@ -606,3 +606,96 @@ declare(
     detail=text(max_length=256),
     revoked=flag(required=True),
 )
+
+# ---- kms: broker and registry ----
+# The KMS service (``tokengate kms serve``): TEE registry changes, attestation
+# of workers, one-time key grants and releases, revocations, and every refusal.
+# ``actor`` is the calling credential's id (workers have none: they prove
+# themselves with evidence). ``key_id`` is the first 16 hex digits of the
+# SHA-256 of a worker's public key, for correlation; keys, K2, sessions,
+# nonces and evidence never appear. ``check`` names the failed attestation
+# check (``nonce``, ``measurement``, ``tcb``, ``debug``, ``signature``, ...);
+# ``code`` is the refusal's error code as answered.
+
+_KMS_OP = text(
+    required=True,
+    choices={"challenge", "attest", "grant", "release", "revoke", "register", "retire", "read"},
+)
+
+declare(
+    "kms.tee_register",
+    "a TEE was added to the KMS registry",
+    actor=text(required=True, max_length=128),
+    tee_id=text(required=True, max_length=64),
+    platform=text(required=True, max_length=16),
+    measurements=text_list(required=True, max_items=64, max_length=32),
+    tenants=text_list(required=True, max_items=64, max_length=128),
+    jobs=text_list(max_items=64, max_length=128),
+    allow_debug=flag(required=True),
+    accepted_tcb=text_list(required=True, max_items=64, max_length=128),
+)
+declare(
+    "kms.tee_retire",
+    "a TEE was retired in the KMS registry (final); its sessions and grants were revoked",
+    actor=text(required=True, max_length=128),
+    tee_id=text(required=True, max_length=64),
+    platform=text(max_length=16),
+    result=text(required=True, choices={"requested", "ok"}),
+    revoked_sessions=integer(minimum=0),
+    revoked_grants=integer(minimum=0),
+)
+declare(
+    "kms.attest",
+    "a worker's evidence was checked by the KMS (ok opens an attestation session)",
+    tee_id=text(required=True, max_length=64),
+    platform=text(max_length=16),
+    key_id=text(max_length=16),
+    outcome=text(required=True, choices={"ok", "refused"}),
+    check=text(max_length=64),
+    expires_at=integer(minimum=0),
+)
+declare(
+    "kms.grant",
+    "a one-time key was made for a job and handed to a gateway",
+    actor=text(required=True, max_length=128),
+    tee_id=text(required=True, max_length=64),
+    key_id=text(required=True, max_length=16),
+    grant_id=text(required=True, max_length=64),
+    job=text(required=True, max_length=128),
+    tenant=text(required=True, max_length=128),
+    request_id=text(required=True, max_length=128),
+    expires_at=integer(required=True, minimum=0),
+)
+declare(
+    "kms.release",
+    "a one-time key was released (once) to the attested worker it is bound to",
+    tee_id=text(required=True, max_length=64),
+    key_id=text(required=True, max_length=16),
+    grant_id=text(required=True, max_length=64),
+    job=text(required=True, max_length=128),
+    tenant=text(required=True, max_length=128),
+    request_id=text(required=True, max_length=128),
+)
+declare(
+    "kms.refuse",
+    "the KMS refused a call (authentication, registry, attestation session, grant rules)",
+    op=_KMS_OP,
+    code=text(required=True, max_length=64),
+    actor=text(max_length=128),
+    tee_id=text(max_length=64),
+    key_id=text(max_length=16),
+    grant_id=text(max_length=64),
+    job=text(max_length=128),
+    tenant=text(max_length=128),
+    request_id=text(max_length=128),
+)
+declare(
+    "kms.revoke",
+    "attestation sessions and unreleased grants of a TEE (or one worker key) were revoked",
+    actor=text(required=True, max_length=128),
+    tee_id=text(required=True, max_length=64),
+    key_id=text(max_length=16),
+    reason=text(required=True, choices={"api", "retire"}),
+    revoked_sessions=integer(required=True, minimum=0),
+    revoked_grants=integer(required=True, minimum=0),
+)
