@@ -415,6 +415,66 @@ declare(
     request_id=text(max_length=64),
 )
 
+# ---- proxy.egress: the egress relay (`tokengate egress serve`) ----
+# ``egress.detokenize`` is the detokenize action's entry (fields as
+# ``token.detokenize``) for a release to a third party: ``host``/``port`` name
+# the destination; written BEFORE the value leaves. ``egress.refused`` is a
+# route's cap (``release_cap``) or a client's rate limit (``rate_limited``)
+# refusing a call before the vault is asked. ``subject`` is ``egress:<client>``.
+# ``egress.ca_create`` records the relay's CA being made (its SHA-256
+# fingerprint; the key is stored wrapped under the keyring, never logged).
+
+declare(
+    "egress.detokenize",
+    "values of one rule were released to a third party (allow) or withheld (deny)",
+    host=text(required=True, max_length=253),
+    port=integer(required=True, minimum=1),
+    route=text(required=True, max_length=128),
+    rule=text(required=True, max_length=64),
+    field_class=text(required=True, max_length=64),
+    subject=text(required=True, max_length=1024),
+    decision=text(required=True, choices={"allow", "deny"}),
+    reason=text(required=True, max_length=128),
+    otherwise=text(choices={"mask", "redact", "keep-token", "deny"}),
+    count=integer(required=True, minimum=1),
+    record_ids=text_list(required=True, max_items=500, max_length=32),
+    request_id=text(max_length=64),
+)
+declare(
+    "egress.refused",
+    "a call to a third party was refused before anything was released",
+    host=text(required=True, max_length=253),
+    port=integer(required=True, minimum=1),
+    route=text(required=True, max_length=128),
+    rule=text(required=True, max_length=64),
+    field_class=text(required=True, max_length=64),
+    subject=text(required=True, max_length=1024),
+    reason=text(required=True, choices={"release_cap", "rate_limited"}),
+    count=integer(required=True, minimum=1),
+    request_id=text(max_length=64),
+)
+declare(
+    "egress.ca_create",
+    "the egress relay's CA was made and stored wrapped under the keyring",
+    fingerprint=text(required=True, max_length=64),
+    common_name=text(required=True, max_length=64),
+    actor=text(required=True, max_length=128),
+)
+declare(
+    "egress.start",
+    "an egress relay started serving",
+    version=text(required=True, max_length=64),
+    routes=integer(required=True, minimum=0),
+    clients=integer(required=True, minimum=0),
+    unlisted_hosts=text(required=True, choices={"refuse", "tunnel"}),
+    ca_fingerprint=text(required=True, max_length=64),
+)
+declare(
+    "egress.stop",
+    "an egress relay stopped serving",
+    reason=text(max_length=256),
+)
+
 # ---- proxy.adminapi: tokens (admin API and `tokengate token`) ----
 # Each act is emitted with result "requested" before the vault is touched (an
 # audit failure refuses it) and "ok" or "failed" once known. Detokenize hands
