@@ -133,6 +133,16 @@ class RateLimiter(Protocol):
         ...
 
 
+class TeeJobs(Protocol):
+    """The TEE pool as the ``tee`` action needs it (:class:`tee.jobs.JobRunner`)."""
+
+    async def run(
+        self, job: str, values: Sequence[str], *, tenant: str, request_id: str
+    ) -> list[str]:
+        """Run ``job`` over ``values`` in an attested TEE; one result per value, same order."""
+        ...
+
+
 @dataclass(frozen=True, slots=True)
 class ActionContext:
     """Everything an action may use for one message (built per request by the proxy)."""
@@ -148,6 +158,7 @@ class ActionContext:
     now: float  # unix seconds; injected, never read from the clock inside actions
     request_id: str
     tenant: str = ""  # the tenant records are made for (session tenant or the route's)
+    tee: TeeJobs | None = None  # the TEE pool; None when gateway.yaml has no tee: section
 
 
 class FieldAction(Protocol):

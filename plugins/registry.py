@@ -23,6 +23,7 @@ from plugins.entrypoints import Loaded, build_table, group_entry_points
 from plugins.hash import Hash
 from plugins.mask import Mask
 from plugins.redact import Redact
+from plugins.tee import Tee
 from plugins.tokenize import Tokenize
 
 __all__ = [
@@ -36,7 +37,7 @@ __all__ = [
 ]
 
 GROUP = "tokengate.plugins"
-BUILTIN_ACTIONS: tuple[type[FieldAction], ...] = (Tokenize, Detokenize, Redact, Mask, Hash)
+BUILTIN_ACTIONS: tuple[type[FieldAction], ...] = (Tokenize, Detokenize, Redact, Mask, Hash, Tee)
 
 
 @cache

@@ -21,12 +21,13 @@ OPTIONS: dict[str, dict[str, object]] = {
     "redact": {},
     "mask": {"pattern": "{last4}"},
     "hash": {},
+    "tee": {"job": "card_check", "accept": ["valid"], "class": SSN},
 }
 
 
 def test_the_built_ins_are_listed_explicitly() -> None:
     names = [cls.name for cls in BUILTIN_ACTIONS]
-    assert names == ["tokenize", "detokenize", "redact", "mask", "hash"]
+    assert names == ["tokenize", "detokenize", "redact", "mask", "hash", "tee"]
     assert action_names() == frozenset(names)  # nothing third-party in this environment
     assert authorizer_names() == frozenset()
     assert all(action_table()[n].source.startswith("built-in plugins.") for n in names)
@@ -42,7 +43,11 @@ def test_every_rule_gets_a_new_configured_instance(name: str) -> None:
 @pytest.mark.parametrize(
     ("name", "options", "message"),
     [
-        ("upper", {}, "unknown action 'upper' (known: detokenize, hash, mask, redact, tokenize)"),
+        (
+            "upper",
+            {},
+            "unknown action 'upper' (known: detokenize, hash, mask, redact, tee, tokenize)",
+        ),
         ("", {}, "unknown action ''"),
         ("Mask", {"pattern": "x"}, "unknown action 'Mask'"),
         ("mask", {}, "mask: needs 'pattern' or a class with a mask"),

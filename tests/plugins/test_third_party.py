@@ -165,7 +165,7 @@ def test_the_installed_plugin_and_authorizer_load_from_their_entry_points(
     done = python(LOADS, installed)
     assert done.returncode == 0, done.stderr
     seen = json.loads(done.stdout)
-    assert seen["actions"] == ["detokenize", "hash", "mask", "redact", "tokenize", "upper"]
+    assert seen["actions"] == ["detokenize", "hash", "mask", "redact", "tee", "tokenize", "upper"]
     assert seen["authorizers"] == ["business_hours"]
     assert seen["upper"] == ["ABC", 3, None]
     assert seen["bad"] == "upper: takes no options (got shout)"

@@ -44,12 +44,15 @@ def luhn_job(values: list[str]) -> list[str]:
     """A check job: ``ok`` for digit strings passing Luhn, else ``bad``."""
     out = []
     for v in values:
-        digits = v.replace(" ", "")
+        digits = v.replace(" ", "").replace("-", "")
+        if not digits.isdigit():
+            out.append("bad")
+            continue
         total = sum(
             (d * 2 - 9 if d * 2 > 9 else d * 2) if i % 2 else d
             for i, d in enumerate(int(c) for c in reversed(digits))
         )
-        out.append("ok" if digits.isdigit() and total % 10 == 0 else "bad")
+        out.append("ok" if total % 10 == 0 else "bad")
     return out
 
 
@@ -65,6 +68,7 @@ JOBS: dict[str, Callable[[list[str]], list[str]]] = {
     "luhn": luhn_job,
     "brand": brand_job,
     "upper": lambda values: [v.upper() for v in values],
+    "fine": lambda values: ["ok"] * len(values),
     "short": lambda values: values[:-1],
 }
 
@@ -289,6 +293,6 @@ class Lab:
         )
 
 
-def flat(batches: Sequence[Sequence[str]]) -> list[str]:
-    """Every value of every batch."""
-    return [v for b in batches for v in b]
+def seen(workers: Sequence[SimWorker]) -> list[str]:
+    """Every value any of ``workers`` received in a job, in order per worker."""
+    return [v for w in workers for batch in w.seen for v in batch]
