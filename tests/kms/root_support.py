@@ -2,13 +2,27 @@
 
 from __future__ import annotations
 
+import ssl
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
 from pathlib import Path
 
-from kms.root_service import ROOT_PURPOSE
+from aiohttp import web
+
+from kms.auth import (
+    CREDENTIALS,
+    Credential,
+    CredentialTable,
+    authenticate,
+    credential_digest,
+    new_credential,
+)
+from kms.root_api import add_root_routes
+from kms.root_service import ROOT_PURPOSE, RootService
 from kms.root_table import DEFAULT_SCHEMA, RootKwkTable, open_root_table
 from kms_client.manager import KeyManager
+from tests.conftest import free_port
 from tests.kms_client.support import RecordingAuditor, open_manager
 
 
@@ -30,3 +44,51 @@ async def opened_table(
         yield table
     finally:
         await table.close()
+
+
+@dataclass(frozen=True)
+class RootApi:
+    """A running root API: its base URL, the service behind it, the KMS audit, credentials."""
+
+    url: str
+    service: RootService
+    auditor: RecordingAuditor
+    keys: KeyManager
+    gateway: str = field(repr=False)
+    other_gateway: str = field(repr=False)
+    admin: str = field(repr=False)
+
+
+@asynccontextmanager
+async def running_root_api(
+    data_dir: Path,
+    *,
+    ssl_context: ssl.SSLContext | None = None,
+    host: str = "127.0.0.1",
+) -> AsyncIterator[RootApi]:
+    """The root routes on a real aiohttp server; credentials gw-1, gw-2 (gateway), admin-1."""
+    auditor = RecordingAuditor()
+    keys = await kms_keys(data_dir / "kms-service", auditor)
+    gateway, other, admin = new_credential(), new_credential(), new_credential()
+    app = web.Application()
+    app[CREDENTIALS] = CredentialTable(
+        [
+            Credential("gw-1", frozenset({"gateway"}), credential_digest(gateway)),
+            Credential("gw-2", frozenset({"gateway"}), credential_digest(other)),
+            Credential("admin-1", frozenset({"admin"}), credential_digest(admin)),
+        ]
+    )
+    async with opened_table("sqlite:root.db", data_dir / "kms-service") as table:
+        service = RootService(table, keys, auditor)
+        add_root_routes(app, service, authenticate)
+        runner = web.AppRunner(app)
+        await runner.setup()
+        port = free_port()
+        await web.TCPSite(runner, host, port, ssl_context=ssl_context).start()
+        scheme = "https" if ssl_context else "http"
+        try:
+            url = f"{scheme}://{host}:{port}"
+            yield RootApi(url, service, auditor, keys, gateway, other, admin)
+        finally:
+            await runner.cleanup()
+            await keys.close()
