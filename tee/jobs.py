@@ -30,6 +30,7 @@ from tee.pool import PoolUnavailable, TeePool
 from tokengate.errors import GatewayError
 
 log = logging.getLogger("tokengate.tee")
+STALE = frozenset({"stale_key"})  # worker refusals that mean "attest me again"
 
 
 class JobFailed(TeeError):
@@ -138,6 +139,8 @@ class JobRunner:
             await self._pool.evict(member, "unreachable", f"a {job} job could not reach it")
             raise JobFailed(f"tee: job {job}: worker {spec.label}: unreachable") from e
         except JobRefused as e:
+            if e.code in STALE:  # the worker moved on to a newer key: attest it again now
+                self._pool.reattest_soon(member)
             raise JobFailed(f"tee: job {job}: worker {spec.label} refused ({e.code})") from e
         except TimeoutError as e:
             raise JobFailed(f"tee: job {job}: {stage}: no answer in time") from e

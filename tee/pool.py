@@ -116,7 +116,7 @@ class Member[L: Attestable]:
         return self.admission.public_key
 
 
-@dataclass(slots=True)
+@dataclass(slots=True, eq=False)  # identity: slots are kept in sets
 class _Slot[L: Attestable]:
     spec: WorkerSpec
     link: L
@@ -165,6 +165,8 @@ class TeePool[L: Attestable]:
         self._rng = rng
         self._turn = itertools.count()
         self._task: asyncio.Task[None] | None = None
+        self._urgent: set[_Slot[L]] = set()
+        self._background: set[asyncio.Task[None]] = set()
 
     # ---- rotation -------------------------------------------------------
 
@@ -195,10 +197,10 @@ class TeePool[L: Attestable]:
     async def close(self) -> None:
         """Stop re-attesting (members stay as they are; nobody is revoked)."""
         task, self._task = self._task, None
-        if task is not None:
-            task.cancel()
+        for t in [*self._background, *([task] if task is not None else [])]:
+            t.cancel()
             with contextlib.suppress(asyncio.CancelledError):
-                await task
+                await t
 
     async def _run(self) -> None:
         while True:
@@ -229,6 +231,21 @@ class TeePool[L: Attestable]:
                     if slot.member is member:
                         await self._evict(slot, check, detail, set())
                 return
+
+    def reattest_soon(self, member: Member[L]) -> None:
+        """Re-attest ``member`` now in the background (a job found its key stale)."""
+        for slot in self._slots:
+            if slot.member is member and slot not in self._urgent:
+                self._urgent.add(slot)
+                task = asyncio.create_task(self._attest_urgent(slot), name="tee-pool-reattest-now")
+                self._background.add(task)
+                task.add_done_callback(self._background.discard)
+
+    async def _attest_urgent(self, slot: _Slot[L]) -> None:
+        try:
+            await self._attest(slot)
+        finally:
+            self._urgent.discard(slot)
 
     # ---- one worker -----------------------------------------------------
 

@@ -7,6 +7,7 @@ are in-process doubles that keep the protocol's cryptography
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, replace
 
@@ -202,3 +203,16 @@ async def test_the_tenant_and_request_id_are_bound_into_the_grant(rig: Rig) -> N
         "rid-7",
         "upper",
     )
+
+
+async def test_a_stale_key_fails_the_job_and_the_worker_is_attested_again(rig: Rig) -> None:
+    first = rig.pool.members()[0]  # round robin starts here
+    rig.lab.workers[0].keys.clear()  # the worker dropped the key the pool attested
+    with pytest.raises(JobFailed, match="stale_key"):
+        await tee(job="upper").apply(values("x"), rig.ctx())
+    await asyncio.gather(*rig.pool._background)  # the re-attestation started in the background
+    again = rig.pool.members()[0]
+    assert again.link is first.link
+    assert again.admission.generation == first.admission.generation + 1
+    for _ in range(2):  # both workers serve again
+        assert (await run(tee(job="upper"), rig.ctx(), "x"))[0].value == "X"

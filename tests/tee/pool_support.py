@@ -31,7 +31,7 @@ from tee.envelope import (
     seal_release,
     seal_response,
 )
-from tee.errors import TeeError, WorkerError
+from tee.errors import JobRefused, TeeError, WorkerError
 from tee.registry import TeeEntry
 from tee.sim import SimReport, sign_evidence
 
@@ -257,7 +257,9 @@ class SimWorker:
         if self.down:
             raise WorkerError("tee: worker unreachable")
         parsed = parse_envelope(dict(envelope))
-        private = self.keys[parsed.binding.worker_key]
+        private = self.keys.get(parsed.binding.worker_key)
+        if private is None:
+            raise JobRefused("worker: the envelope's key is gone", status=410, code="stale_key")
         inner = open_outer(parsed, private)
         wrapped = self.kms.release(parsed.binding, parsed.binding.worker_key)
         k2 = open_release(parsed.binding, wrapped, private)
