@@ -129,7 +129,12 @@ async def authenticate(request: web.Request) -> Caller:
     return caller
 
 
+def forbidden(role: str) -> web.HTTPException:
+    """The 403 answer (fixed body) for a caller without ``role`` (e.g. ``admin or gateway``)."""
+    return _json_error(web.HTTPForbidden, "forbidden", f"kms: this call needs the {role} role")
+
+
 def require_role(caller: Caller, role: str) -> None:
     """Raise a 403 JSON answer unless ``caller`` holds ``role``."""
     if role not in caller.roles:
-        raise _json_error(web.HTTPForbidden, "forbidden", f"kms: this call needs the {role} role")
+        raise forbidden(role)
