@@ -74,6 +74,28 @@ class BundleError(TeeError):
     code = "bad_bundle"
 
 
+class WorkerRefusal(TeeError):
+    """The worker refuses a request before opening anything (400/403/410, stable ``code``)."""
+
+    status = 400
+    code = "bad_request"
+    public = True
+
+
+class KeyBrokerRefused(TeeError):
+    """The KMS key broker refused the worker (attest, session, release); ``code`` is the KMS's."""
+
+    status = 403
+    code = "kms_refused"
+    public = True
+
+
+class KeyBrokerUnavailable(TeeError):
+    """The KMS key broker could not be reached or answered outside the protocol (503)."""
+
+    code = "kms_unavailable"
+
+
 # --- TEE registry and its database (tee.registry, tee.db) ---
 
 
