@@ -76,7 +76,10 @@ class KeysConfig(BaseModel):
 
     root: str | None = Field(
         None,
-        description="root backend URI (local:, pkcs11:, aws-kms://); default: dev root file",
+        description=(
+            "root backend URI (local:, pkcs11:, aws-kms://, remote: for the tokengate KMS);"
+            " default: dev root file"
+        ),
     )
     store: str | None = Field(
         None,

@@ -29,7 +29,7 @@ from kms_client.local_root import LocalRootKey
 from kms_client.manager import KeyManager
 from kms_client.rng_install import RngInstaller
 from kms_client.root import RootBackend
-from kms_client.root_uri import DEV_ROOT_URI, is_dev_default, open_root
+from kms_client.root_uri import DEV_ROOT_URI, is_dev_default, is_plaintext_remote, open_root
 from kms_client.store import default_store_uri, open_store
 from tokengate.errors import ConfigError, GatewayError
 
@@ -72,6 +72,11 @@ def check_keys_config(
             raise ConfigError(
                 "keys.root: production mode refuses the development root file;"
                 " set keys.root to pkcs11:, aws-kms:// or an explicit local: source"
+            )
+        if is_plaintext_remote(root):
+            raise ConfigError(
+                "keys.root: production mode refuses remote: over plain http; use the KMS's"
+                " https:// URL (with ca= for a private CA)"
             )
         _refuse_plaintext_store(store_uri)
     return root, store_uri

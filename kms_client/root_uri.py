@@ -10,7 +10,11 @@ Grammar:
   ``<data_dir>/kms/root-kwks.json``).
 - ``pkcs11:...``: :class:`kms_client.pkcs11_root.Pkcs11RootKey` (RFC 7512 URI).
 - ``aws-kms://...``: :class:`kms_client.aws_kms_root.AwsKmsRootKey`.
-- ``remote:...``: reserved for the tokengate KMS service; refused in this build.
+- ``remote:https://KMS;credential-env=VAR`` (or ``credential-file=PATH``, plus
+  ``ca=``, ``cert=``/``key=``, ``timeout=``, ``connect-timeout=``):
+  :class:`kms_client.remote_root.RemoteRootKey`, the tokengate KMS service
+  (grammar in :mod:`kms_client.remote_root_config`); plain ``http://`` is
+  refused in production.
 
 Backends other than ``local:`` are imported only when configured, so their
 client libraries stay out of start-up otherwise. Never a fallback: a root
@@ -82,9 +86,9 @@ def open_root(uri: str, *, data_dir: Path) -> RootBackend:
 
         return AwsKmsRootKey.from_uri(uri)
     if scheme == "remote":
-        raise ConfigError(
-            "keys.root: 'remote:' (the tokengate KMS service) is not available in this build"
-        )
+        from kms_client.remote_root import RemoteRootKey
+
+        return RemoteRootKey.from_uri(uri)
     raise ConfigError(
         f"keys.root: unknown root scheme '{scheme}' (use local:, pkcs11:, aws-kms:// or remote:)"
     )
@@ -93,3 +97,10 @@ def open_root(uri: str, *, data_dir: Path) -> RootBackend:
 def is_dev_default(root: RootBackend) -> bool:
     """True for the auto-created development root file (refused in production)."""
     return isinstance(root, LocalRootKey) and root.is_dev_default
+
+
+def is_plaintext_remote(root: RootBackend) -> bool:
+    """True for a ``remote:`` root reached over plain http (refused in production)."""
+    from kms_client.remote_root import RemoteRootKey
+
+    return isinstance(root, RemoteRootKey) and root.plaintext

@@ -1,4 +1,4 @@
-"""open_key_manager: production refusals, remote: refusal, background refresh, shamir start-up."""
+"""open_key_manager: production refusals (remote: over http too), background refresh, shamir start-up."""
 
 from __future__ import annotations
 
@@ -71,9 +71,24 @@ def test_production_refuses_plaintext_remote_stores(tmp_path: Path, store: str, 
             _build(tmp_path, production=True, root="local:env=X", store=store)
 
 
-def test_remote_root_is_refused(tmp_path: Path) -> None:
-    with pytest.raises(ConfigError, match="not available in this build"):
-        _build(tmp_path, production=False, root="remote:https://kms")
+@pytest.mark.parametrize(
+    ("url", "production", "ok"),
+    [
+        ("https://kms.internal:8443", True, True),
+        ("http://kms.internal:8080", False, True),
+        ("http://kms.internal:8080", True, False),
+        ("http://127.0.0.1:8080", True, False),
+    ],
+)
+def test_production_refuses_a_remote_root_over_plain_http(
+    tmp_path: Path, url: str, production: bool, ok: bool
+) -> None:
+    root = f"remote:{url};credential-env=TG_KMS_CREDENTIAL"
+    if ok:
+        _build(tmp_path, production=production, root=root)
+    else:
+        with pytest.raises(ConfigError, match="refuses remote: over plain http"):
+            _build(tmp_path, production=production, root=root)
 
 
 async def test_background_task_picks_up_another_replica(tmp_path: Path, control_dir: Path) -> None:

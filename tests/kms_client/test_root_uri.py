@@ -67,8 +67,13 @@ def test_pkcs11_and_aws_uris_build_their_backends(tmp_path: Path) -> None:
     assert isinstance(aws, AwsKmsRootKey)
 
 
-def test_remote_is_refused_as_not_available(tmp_path: Path) -> None:
-    with pytest.raises(ConfigError, match=r"'remote:' .* is not available in this build"):
+def test_remote_uris_build_the_kms_backend(tmp_path: Path) -> None:
+    from kms_client.remote_root import RemoteRootKey
+
+    root = open_root("remote:https://kms.internal;credential-env=TG_KMS", data_dir=tmp_path)
+    assert isinstance(root, RemoteRootKey)
+    assert root.description == "remote:https://kms.internal"
+    with pytest.raises(ConfigError, match="credential"):
         open_root("remote:https://kms.internal", data_dir=tmp_path)
 
 
