@@ -16,7 +16,7 @@ object of at most 4 KiB with exactly the listed members (duplicates, NaN and
 unknown members are 400 ``bad_request``; larger is 413 ``body_too_large``).
 Refusals: 401 ``unauthorized`` / 403 ``forbidden`` (kms.auth), 404
 ``kwk_unknown``, 409 ``kwk_exists``, 410 ``kwk_destroyed``, 400
-``bad_reference``, 503 ``unavailable`` / ``sealed``. Errors are
+``bad_reference``, 503 ``unavailable`` / ``sealed`` / ``audit_unavailable``. Errors are
 ``{"error": code, "message": text}``; messages never carry a key, a
 reference or a credential, and an unexpected failure is a fixed 500.
 """
@@ -30,6 +30,7 @@ from typing import Final
 
 from aiohttp import web
 
+from audit.errors import AuditError
 from kms.auth import Caller, require_role
 from kms.root_service import MAX_RANDOM, RootService
 from kms_client.aead import MAX_VERSION
@@ -94,7 +95,7 @@ def _handler(
             return web.json_response(await action(caller, body))
         except _BadRequest as e:
             return _error(e.status, e.code, str(e))
-        except GatewayError as e:
+        except (GatewayError, AuditError) as e:  # AuditError: audit's own, duck-typed alike
             log.info("kms: %s refused for client '%s': %s", path, caller.id, e.code)
             message = str(e) if e.public else "kms: the request failed"
             return _error(e.status, e.code, message)

@@ -8,7 +8,7 @@ itself, so two KMS replicas creating the same version cannot both win.
 
 The database is the KMS's own (the one its TEE registry and key broker use,
 :mod:`tee.db`): ``sqlite:PATH`` (a relative path lives under the KMS data
-dir; the default is ``sqlite:kms/root-kwks.db``) or ``postgresql://...``
+dir; kms.yaml's default is ``sqlite:kms/kms.db``) or ``postgresql://...``
 (replicas share it; the table lives in ``schema``, default ``tokengate_kms``).
 """
 
@@ -22,7 +22,6 @@ from kms.root_errors import RootStoreUnavailable
 from tee.db import is_postgres, sqlite_file
 from tee.errors import RegistryError
 
-DEFAULT_URI: Final = "sqlite:kms/root-kwks.db"
 DEFAULT_SCHEMA: Final = "tokengate_kms"
 LIVE: Final = "live"
 DESTROYED: Final = "destroyed"
@@ -68,17 +67,22 @@ class RootKwkTable(Protocol):
         ...
 
 
-def open_root_table(uri: str, *, data_dir: Path, schema: str = DEFAULT_SCHEMA) -> RootKwkTable:
-    """Build (not yet open) the table for ``uri``; RegistryError for a bad URI."""
+def open_root_table(
+    uri: str, *, data_dir: Path, schema: str = DEFAULT_SCHEMA, timeout: float = 5.0
+) -> RootKwkTable:
+    """Build (not yet open) the table for ``uri``; RegistryError for a bad URI.
+
+    The KMS passes its kms.yaml ``store``, ``store_schema`` and ``store_timeout``.
+    """
     if is_postgres(uri):
         from kms.root_table_pg import PostgresRootKwkTable
 
-        return PostgresRootKwkTable(uri, schema=schema)
+        return PostgresRootKwkTable(uri, schema=schema, timeout=timeout)
     if not uri.startswith("sqlite:"):
         raise RegistryError("kms: store must be sqlite:PATH or postgresql://")
     from kms.root_table_sqlite import SqliteRootKwkTable
 
-    return SqliteRootKwkTable(sqlite_file(uri, data_dir))
+    return SqliteRootKwkTable(sqlite_file(uri, data_dir), timeout=timeout)
 
 
 def check_row(row: tuple[object, ...]) -> KwkRow:
