@@ -31,6 +31,7 @@ def _register() -> None:
         policy_cmd,
         serve_cmd,
         sessions_cmd,
+        tee_cmd,
         token_cmd,
     )
 
@@ -46,6 +47,7 @@ def _register() -> None:
         token_cmd,
         migrate_cmd,
         attest_cmd,
+        tee_cmd,
     ):
         module.register(cli)
 
