@@ -20,6 +20,7 @@ from kms_client.config import KeysConfig
 from policy.types import Bytes, Duration, StrictModel
 from proxy.adminapi.config import AdminApiConfig
 from proxy.authn.config import SessionsConfig
+from proxy.teeconfig import TeeConfig
 from proxy.tokenization import TokenizationConfig
 from vault.config import VaultConfig
 
@@ -145,6 +146,9 @@ class GatewayConfig(StrictModel):
     tokenization: TokenizationConfig = Field(
         default_factory=TokenizationConfig,
         description="field rules: detokenize rate limits, untagged token index version",
+    )
+    tee: TeeConfig | None = Field(
+        None, description="the attested TEE pool the tee action sends jobs to (none: no pool)"
     )
 
     @model_validator(mode="after")

@@ -39,6 +39,7 @@ PUBLIC_ERRORS: dict[str, tuple[int, str]] = {
     "bad_gateway": (502, "the upstream answered with an invalid response"),
     "service_unavailable": (503, "the gateway cannot serve this request right now"),
     "vault_unavailable": (503, "the token vault cannot serve this request right now"),
+    "tee_unavailable": (503, "the TEE pool cannot serve this request right now"),
     "upstream_timeout": (504, "the upstream did not answer in time"),
     "internal_error": (500, "the gateway failed to handle this request"),
 }

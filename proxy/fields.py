@@ -71,6 +71,7 @@ def action_context(
         now=time.time(),
         request_id=request_id,
         tenant=tenant or "",
+        tee=runtime.tee,
     )
 
 

@@ -17,7 +17,7 @@ from pathlib import Path
 
 from kms_client.audit_port import Auditor
 from kms_client.manager import KeyManager
-from plugins.base import RateLimiter
+from plugins.base import RateLimiter, TeeJobs
 from plugins.ratelimit import MemoryRateLimiter, RedisRateLimiter
 from plugins.sqlite_ratelimit import SqliteRateLimiter
 from proxy.sessions.factory import sqlite_path
@@ -60,6 +60,7 @@ class FieldRuntime:
     limiter: RateLimiter
     keys: KeyManager
     audit: Auditor
+    tee: TeeJobs | None = None  # the TEE pool's job runner (proxy.teesetup); None: no pool
 
 
 type Limiter = MemoryRateLimiter | RedisRateLimiter | SqliteRateLimiter
@@ -90,6 +91,7 @@ async def open_fields(
     keys: KeyManager,
     audit: Auditor,
     workers: int,
+    tee: TeeJobs | None = None,
 ) -> AsyncIterator[FieldRuntime]:
     """Open the vault store and the limiter for one worker; close both on exit."""
     async with AsyncExitStack() as stack:
@@ -103,7 +105,9 @@ async def open_fields(
             # Expired records are never returned; this only gives their space back.
             purger = asyncio.create_task(_purge_forever(store), name="vault-purge-expired")
             stack.callback(purger.cancel)
-        yield FieldRuntime(vault=vault, store=store, limiter=limiter, keys=keys, audit=audit)
+        yield FieldRuntime(
+            vault=vault, store=store, limiter=limiter, keys=keys, audit=audit, tee=tee
+        )
 
 
 async def _purge_forever(store: SqliteVault, *, every: float = PURGE_EVERY) -> None:

@@ -13,6 +13,7 @@ from urllib.parse import parse_qs, urlsplit
 
 from kms_client import check_keys_config
 from proxy.settings import Settings
+from proxy.teeconfig import TeeConfig
 from proxy.tokenization import TokenizationConfig
 from tokengate.errors import GatewayError
 from vault.opening import insecure_reasons
@@ -54,6 +55,20 @@ def _rate_limit_problems(config: TokenizationConfig) -> list[str]:
     return []
 
 
+def _tee_problems(config: TeeConfig | None) -> list[str]:
+    if config is None:
+        return []
+    problems = []
+    if config.insecure_simulated_tee:
+        problems.append(
+            "tee.insecure_simulated_tee: a simulated TEE proves nothing; production accepts "
+            "only hardware attestation"
+        )
+    if config.kms.plaintext:
+        problems.append("tee.kms.url: plain HTTP to the KMS; use https://")
+    return problems
+
+
 def production_problems(settings: Settings) -> list[str]:
     """Every insecure default still in use; empty when the config is fit for production."""
     gw = settings.gateway
@@ -83,6 +98,7 @@ def production_problems(settings: Settings) -> list[str]:
         problems.append(f"{where}: sessions.cookies.secure: session cookies must be Secure")
     problems.extend(f"{where}: {reason}" for reason in insecure_reasons(gw.vault))
     problems.extend(f"{where}: {reason}" for reason in _rate_limit_problems(gw.tokenization))
+    problems.extend(f"{where}: {reason}" for reason in _tee_problems(gw.tee))
     audit = gw.audit
     if audit.postgres is None:
         problems.append(

@@ -121,6 +121,20 @@ def load_policies(
     return LoadedPolicies(routes, upstream_of, fields, compile_classes(files))
 
 
+def _tee_rules(fields: Mapping[str, RouteFields]) -> list[str]:
+    """Routes whose field rules use the ``tee`` action."""
+    return [
+        name
+        for name, f in fields.items()
+        if any(
+            type(rule.action).name == "tee"
+            for t in (f.request, f.response)
+            if t is not None
+            for rule in t.rules
+        )
+    ]
+
+
 def load_settings(config_path: Path, *, env: Mapping[str, str] | None = None) -> Settings:
     """Read and validate gateway.yaml and its policies into a :class:`Settings`."""
     # absolute(), not resolve(): a Kubernetes ConfigMap mount swaps a symlinked
@@ -135,6 +149,14 @@ def load_settings(config_path: Path, *, env: Mapping[str, str] | None = None) ->
     if login is not None and login.route not in upstream_of:
         raise PolicyError(
             [f"{config_path.name}: sessions.login.route: no route named '{login.route}'"]
+        )
+    if gateway.tee is None and (uses := _tee_rules(loaded.fields)):
+        raise PolicyError(
+            [
+                f"policies: route '{route}' uses the tee action, but {config_path.name} has "
+                "no tee: section (the TEE pool)"
+                for route in uses
+            ]
         )
     try:
         router = Router.compile(routes)

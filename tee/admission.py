@@ -25,7 +25,7 @@ from typing import Protocol
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
-from tee.attestation import Claims, Platform, Policy
+from tee.attestation import Claims, Platform, Policy, check_measurements
 from tee.binding import NONCE_SIZE, expectation
 from tee.errors import BindingError, EvidenceRefused
 from tee.verifiers import verifier_for
@@ -147,6 +147,13 @@ async def verify_answer(
         now=verification.now(),
         policy=policy,
     )
+    # Belt and braces: the registry's policy is checked here too, not only inside
+    # each verifier, so a verifier that forgot one check cannot admit a worker.
+    if claims.debug and not policy.allow_debug:
+        raise EvidenceRefused("debug", "the TEE runs in debug mode")
+    if claims.tcb_status not in policy.accepted_tcb:
+        raise EvidenceRefused("tcb", "the TCB status is not accepted")
+    check_measurements(claims.measurements, policy)
     if claims.public_key is not None and claims.public_key != answer.public_key:
         raise EvidenceRefused("public_key", "the evidence binds another key")
     return Admission(
