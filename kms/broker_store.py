@@ -155,14 +155,16 @@ def _int(value: object) -> int:
     raise TypeError("kms: an integer column held something else")
 
 
-def open_broker_store(uri: str, *, data_dir: Path, schema: str = "tokengate_kms") -> BrokerStore:
+def open_broker_store(
+    uri: str, *, data_dir: Path, schema: str = "tokengate_kms", timeout: float = 5.0
+) -> BrokerStore:
     """The store ``uri`` names (``sqlite:PATH`` or ``postgresql://``), not yet opened."""
     if is_postgres(uri):
         from kms.broker_pg import PostgresBrokerStore
 
-        return PostgresBrokerStore(uri, schema=schema)
+        return PostgresBrokerStore(uri, schema=schema, timeout=timeout)
     if uri.startswith("sqlite:"):
         from kms.broker_sqlite import SqliteBrokerStore
 
-        return SqliteBrokerStore(sqlite_file(uri, data_dir))
+        return SqliteBrokerStore(sqlite_file(uri, data_dir), timeout=timeout)
     raise RegistryError("kms: store must be sqlite:PATH or postgresql://")

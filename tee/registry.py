@@ -181,18 +181,20 @@ def tee_exists() -> RegistryError:
     )
 
 
-def open_registry(uri: str, *, data_dir: Path, schema: str = "tokengate_kms") -> TeeRegistry:
-    """The registry store ``uri`` names (not yet opened)."""
+def open_registry(
+    uri: str, *, data_dir: Path, schema: str = "tokengate_kms", timeout: float = 5.0
+) -> TeeRegistry:
+    """The registry store ``uri`` names (not yet opened); ``timeout`` bounds each call."""
     from tee.db import is_postgres, sqlite_file
 
     if is_postgres(uri):
         from tee.registry_pg import PostgresTeeRegistry
 
-        return PostgresTeeRegistry(uri, schema=schema)
+        return PostgresTeeRegistry(uri, schema=schema, timeout=timeout)
     if uri.startswith("sqlite:"):
         from tee.registry_sqlite import SqliteTeeRegistry
 
-        return SqliteTeeRegistry(sqlite_file(uri, data_dir))
+        return SqliteTeeRegistry(sqlite_file(uri, data_dir), timeout=timeout)
     raise RegistryError("registry: store must be sqlite:PATH or postgresql://")
 
 
