@@ -29,9 +29,10 @@ def _on_disk() -> set[str]:
     for top in TOP_LEVEL:
         for init in (ROOT / top).rglob("__init__.py"):
             found.add(".".join(init.parent.relative_to(ROOT).parts))
-    for init in (ROOT / "examples" / "demo_backend").rglob("__init__.py"):
-        rel = init.parent.relative_to(ROOT / "examples")
-        found.add(".".join(rel.parts))
+    for example in ("demo_backend", "tee_jobs"):
+        for init in (ROOT / "examples" / example).rglob("__init__.py"):
+            rel = init.parent.relative_to(ROOT / "examples")
+            found.add(".".join(rel.parts))
     return found
 
 
