@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import ssl
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
@@ -18,7 +19,7 @@ from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
 from kms.auth import credential_digest, new_credential
 from kms.config import load_kms_config
-from kms.runner import open_service
+from kms.runner import open_service, server_tls
 from tee import sim
 from tee.binding import report_data
 from tee.wire import b64d, b64e
@@ -180,9 +181,13 @@ def write_config(
         ]
     }
     (tmp / "creds.yaml").write_text(yaml.safe_dump(creds))
+    listen = {"host": "127.0.0.1", "port": free_port()}
+    extra = over.pop("listen", None)
+    if isinstance(extra, dict):
+        listen.update(extra)
     doc: dict[str, object] = {
         "data_dir": "data",
-        "listen": {"host": "127.0.0.1", "port": free_port()},
+        "listen": listen,
         "credentials": "creds.yaml",
         "insecure_simulated_tee": True,
         "audit": {"checkpoint_every": 5},
@@ -199,22 +204,37 @@ def write_config(
 
 @asynccontextmanager
 async def running_kms(
-    tmp: Path, *, store: str | None = None, schema: str | None = None, **over: object
+    tmp: Path,
+    *,
+    store: str | None = None,
+    schema: str | None = None,
+    client_ssl: ssl.SSLContext | None = None,
+    **over: object,
 ) -> AsyncIterator[Kms]:
-    """The real KMS service (open_service) on a free port, stopped afterwards."""
+    """The real KMS service (open_service) on a free port, stopped afterwards.
+
+    With ``listen: {tls: ...}`` in ``over`` it serves HTTPS (kms.runner.server_tls) and the
+    test's own client session uses ``client_ssl``.
+    """
     path, secrets = write_config(tmp, store=store, schema=schema, **over)
     settings = load_kms_config(path)
+    tls = settings.config.listen.tls
+    context = server_tls(tls, settings) if tls is not None else None
     clock = Clock()
     async with open_service(settings, now=clock) as app:
         runner = web.AppRunner(app)
         await runner.setup()
         port = settings.config.listen.port
-        site = web.TCPSite(runner, "127.0.0.1", port)
+        site = web.TCPSite(runner, "127.0.0.1", port, ssl_context=context)
         await site.start()
+        scheme = "https" if context is not None else "http"
         try:
-            async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=30)) as session:
+            connector = aiohttp.TCPConnector(ssl=client_ssl if client_ssl is not None else True)
+            async with aiohttp.ClientSession(
+                timeout=aiohttp.ClientTimeout(total=30), connector=connector
+            ) as session:
                 yield Kms(
-                    f"http://127.0.0.1:{port}",
+                    f"{scheme}://127.0.0.1:{port}",
                     settings.data_dir,
                     clock,
                     session,
