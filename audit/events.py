@@ -643,8 +643,10 @@ declare(
 # The gateway's TEE pool (``tee.pool``). ``worker`` is the configured
 # ``tee_id@address``; ``check`` names the failed check (an attestation check
 # such as ``measurement`` or ``nonce``, or ``retired``, ``registry``,
-# ``unavailable``, ``timeout``, ``unreachable``); ``detail`` is the fixed
-# reason text of that check. Never evidence, keys, nonces or job values.
+# ``refused`` (the worker or the KMS said no, e.g. the KMS would not attest
+# it), ``unavailable``, ``timeout``, ``unreachable``, ``audit``); ``detail``
+# is the fixed reason text of that check or the refusal's error code. Never
+# evidence, keys, nonces or job values.
 
 declare(
     "tee.attest",

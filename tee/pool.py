@@ -47,7 +47,7 @@ from tee.admission import (
     verify_answer,
 )
 from tee.binding import NONCE_SIZE
-from tee.errors import EvidenceRefused, TeeError
+from tee.errors import EvidenceRefused, KeyBrokerRefused, TeeError, WorkerRefusal
 from tokengate.errors import GatewayError
 
 log = logging.getLogger("tokengate.tee")
@@ -270,6 +270,9 @@ class TeePool[L: Attestable]:
                 return
             except TimeoutError:
                 await self._refused(slot, answer, "timeout", "no answer in time")
+                return
+            except (WorkerRefusal, KeyBrokerRefused) as e:  # e.g. the KMS would not attest it
+                await self._refused(slot, answer, "refused", _code(e))
                 return
             except (GatewayError, AuditError, OSError, ValueError) as e:  # KMS or worker down
                 await self._refused(slot, answer, "unavailable", _code(e))

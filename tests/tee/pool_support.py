@@ -31,7 +31,7 @@ from tee.envelope import (
     seal_release,
     seal_response,
 )
-from tee.errors import JobRefused, TeeError, WorkerError
+from tee.errors import JobRefused, TeeError, WorkerError, WorkerRefusal
 from tee.registry import TeeEntry
 from tee.sim import SimReport, sign_evidence
 
@@ -225,10 +225,13 @@ class SimWorker:
         self.replay: bytes | None = None  # answer with evidence for this old nonce instead
         self.debug = False
         self.forge_response = False
+        self.refuse: str | None = None  # answer attest with this refusal code (kms_refused, ...)
 
     async def attest(self, nonce: bytes) -> Answer:
         if self.down:
             raise WorkerError("tee: worker unreachable")
+        if self.refuse is not None:
+            raise WorkerRefusal("worker: refused", status=403, code=self.refuse)
         self.nonces.append(nonce)
         private = X25519PrivateKey.generate()
         public = private.public_key().public_bytes_raw()

@@ -196,6 +196,7 @@ async def test_replayed_evidence_for_an_old_nonce_is_refused() -> None:
         ("registry_says_nitro", "format"),
         ("unknown_tee", "unavailable"),
         ("kms_down", "unavailable"),
+        ("kms_refused_the_worker", "refused"),
     ],
 )
 async def test_refusals_name_the_failed_check(change: str, check: str) -> None:
@@ -209,12 +210,16 @@ async def test_refusals_name_the_failed_check(change: str, check: str) -> None:
         lab.kms.register("tee-a", GOOD, platform="nitro")
     elif change == "unknown_tee":
         lab.kms.entries.clear()
+    elif change == "kms_refused_the_worker":
+        lab.workers[0].refuse = "kms_refused"
     else:
         lab.kms.down = True
     pool = make_pool(lab, sim=sim)
     await pool.refresh(everyone=True)
     assert not pool.ready
     assert [e["check"] for e in lab.audit.find("tee.evict")] == [check]
+    if change == "kms_refused_the_worker":
+        assert lab.audit.find("tee.evict")[0]["detail"] == "kms_refused"
 
 
 async def test_debug_evidence_passes_when_the_registry_allows_debug() -> None:
