@@ -20,6 +20,7 @@ from kms_client.config import KeysConfig
 from policy.types import Bytes, Duration, StrictModel
 from proxy.adminapi.config import AdminApiConfig
 from proxy.authn.config import SessionsConfig
+from proxy.egress.config import EgressConfig
 from proxy.teeconfig import TeeConfig
 from proxy.tokenization import TokenizationConfig
 from vault.config import VaultConfig
@@ -146,6 +147,10 @@ class GatewayConfig(StrictModel):
     tokenization: TokenizationConfig = Field(
         default_factory=TokenizationConfig,
         description="field rules: detokenize rate limits, untagged token index version",
+    )
+    egress: EgressConfig = Field(
+        default_factory=EgressConfig,
+        description="the egress relay (tokengate egress serve): listener, clients, trust",
     )
     tee: TeeConfig | None = Field(
         None, description="the attested TEE pool the tee action sends jobs to (none: no pool)"

@@ -14,10 +14,12 @@ from pydantic import BaseModel
 
 from policy.model import PolicyFile
 from proxy.config import GatewayConfig
+from proxy.egress.model import EgressPolicyFile
 
 SCHEMAS: dict[str, type[BaseModel]] = {
     "gateway.schema.json": GatewayConfig,
     "policy.schema.json": PolicyFile,
+    "egress.schema.json": EgressPolicyFile,
 }
 
 

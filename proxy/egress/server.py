@@ -1,0 +1,157 @@
+"""``tokengate egress serve``: open what the relay needs, in order, and run it until a signal.
+
+Order (each step fails the start with a message naming its cause):
+gateway.yaml and its field classes; the egress policy files (every problem
+at once); the audit log and the unsealed keyring (:func:`proxy.keysetup.audited_keys`);
+the vault store and the rate limiter (:func:`proxy.fieldsetup.open_fields`,
+the gateway's own); the relay's CA from the keyring store (made on first
+start); the listener. Only then is ``egress.start`` written; shutdown writes
+``egress.stop`` and closes in reverse order.
+
+A relay without clients is refused at start: every call would be 407.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+from collections.abc import AsyncIterator
+from contextlib import AsyncExitStack, asynccontextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+from audit.log import AuditLog
+from kms_client.manager import KeyManager
+from kms_client.secrets import WrappedSecrets
+from proxy.cli.gatewayfile import GatewayFile, load_gateway_file
+from proxy.egress.addon import EgressAddon
+from proxy.egress.ca import RelayCa, load_or_create_ca
+from proxy.egress.clients import ClientTable
+from proxy.egress.compile import EgressTable, load_egress
+from proxy.egress.relay import Relay, RelaySettings
+from proxy.fieldsetup import FieldRuntime, open_fields
+from proxy.keysetup import audited_keys
+from proxy.logs import setup_logging
+from tokengate import __version__
+from tokengate.errors import ConfigError
+
+log = logging.getLogger("tokengate.egress")
+
+
+@dataclass(frozen=True, slots=True)
+class RunningEgress:
+    """A relay that listens, and what it runs on."""
+
+    relay: Relay
+    ca: RelayCa
+    table: EgressTable
+    keys: KeyManager
+    fields: FieldRuntime
+    audit: AuditLog
+
+
+def relay_settings(gf: GatewayFile, table: EgressTable) -> RelaySettings:
+    """mitmproxy's settings from ``egress:`` (paths relative to gateway.yaml's directory)."""
+    egress = gf.gateway.egress
+    upstream_ca = egress.upstream_ca
+    if upstream_ca is not None and not upstream_ca.is_absolute():
+        upstream_ca = gf.config_path.parent / upstream_ca
+    if upstream_ca is not None and not upstream_ca.is_file():
+        raise ConfigError(f"egress.upstream_ca: no such file: {upstream_ca}")
+    largest = max([int(egress.max_body), *(r.max_body for r in table.routes.values())])
+    return RelaySettings(
+        host=egress.listen.host,
+        port=egress.listen.port,
+        upstream_ca=upstream_ca,
+        max_body=largest,
+        dhparam=gf.data_dir / "egress" / "dhparam.pem",
+    )
+
+
+@asynccontextmanager
+async def open_egress(
+    config_path: Path, *, background: bool = True
+) -> AsyncIterator[RunningEgress]:
+    """Open everything and start listening; stop and close it all on exit.
+
+    ``background`` starts the keyring's refresh task and control socket (the
+    command does; tests may not).
+    """
+    gf = await asyncio.to_thread(load_gateway_file, config_path)
+    egress = gf.gateway.egress
+    if not egress.clients:
+        raise ConfigError(
+            "egress.clients: no client may call the relay (add one: tokengate egress client create)"
+        )
+    table = await asyncio.to_thread(load_egress, egress, gf.config_path.parent, gf.classes)
+    settings = relay_settings(gf, table)
+    async with AsyncExitStack() as stack:
+        audit_log, keys = await stack.enter_async_context(
+            audited_keys(
+                keys=gf.gateway.keys,
+                audit=gf.gateway.audit,
+                data_dir=gf.data_dir,
+                production=gf.production,
+                background=background,
+            )
+        )
+        fields = await stack.enter_async_context(
+            open_fields(
+                vault_config=gf.vault,
+                tokenization=gf.gateway.tokenization,
+                data_dir=gf.data_dir,
+                keys=keys,
+                audit=audit_log,
+                workers=1,
+            )
+        )
+        ca = await load_or_create_ca(
+            WrappedSecrets(keys), common_name=egress.ca_common_name, audit=audit_log, actor="egress"
+        )
+        await asyncio.to_thread(settings.dhparam.parent.mkdir, parents=True, exist_ok=True)
+        addon = EgressAddon(
+            table=table,
+            clients=ClientTable(egress.clients),
+            runtime=fields,
+            unlisted_hosts=egress.unlisted_hosts,
+        )
+        relay = Relay(addon, ca, settings)
+        await relay.start()
+        stack.push_async_callback(relay.stop)
+        await audit_log.emit(
+            "egress.start",
+            version=__version__,
+            routes=len(table),
+            clients=len(egress.clients),
+            unlisted_hosts=egress.unlisted_hosts,
+            ca_fingerprint=ca.fingerprint,
+        )
+        stack.push_async_callback(audit_log.emit, "egress.stop", reason="shutdown")
+        yield RunningEgress(relay, ca, table, keys, fields, audit_log)
+
+
+async def serve(config_path: Path) -> None:
+    """Run the relay until SIGTERM or SIGINT."""
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    loop.add_signal_handler(signal.SIGTERM, stop.set)
+    loop.add_signal_handler(signal.SIGINT, stop.set)
+    async with open_egress(config_path) as running:
+        host, port = running.relay.address
+        log.info(
+            "egress relay listening on %s:%d (%d routes, CA %s)",
+            host,
+            port,
+            len(running.table),
+            running.ca.fingerprint[:16],
+        )
+        await stop.wait()
+        log.info("egress relay stopping")
+
+
+def serve_main(config_path: Path) -> None:
+    """Process entry point: JSON logs on stderr, then :func:`serve`."""
+    gf = load_gateway_file(config_path)
+    setup_logging(gf.gateway.logging.level)
+    asyncio.run(serve(config_path))
