@@ -25,6 +25,7 @@ def _register() -> None:
         attest_cmd,
         audit_cmd,
         demo_cmd,
+        egress_cmd,
         keys_cmd,
         kms_cmd,
         migrate_cmd,
@@ -48,6 +49,7 @@ def _register() -> None:
         migrate_cmd,
         attest_cmd,
         tee_cmd,
+        egress_cmd,
     ):
         module.register(cli)
 
