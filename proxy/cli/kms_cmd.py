@@ -1,4 +1,4 @@
-"""``tokengate kms unseal|seal|status|split``: the root key and running gateways.
+"""``tokengate kms ...``: the root key and running gateways; the KMS service and its registry.
 
 ``unseal``, ``seal`` and ``status`` talk to every running gateway process
 through its control socket (``keys.control_dir``, default
@@ -7,13 +7,21 @@ hidden prompts until the threshold is reached and sends them to each
 process; shares are never echoed. ``split`` turns a local root into k-of-n
 shares (or creates a fresh shared root for ``local:shamir``) and writes each
 share to its own 0600 file.
+
+``serve`` runs the KMS service (kms.yaml). ``credential create`` prints a
+new caller credential once and its credentials-file entry. ``tees
+register|retire|list`` talk to a running KMS's admin API over HTTP(S) with an
+admin credential (``--credential-file`` or ``TOKENGATE_KMS_CREDENTIAL``).
 """
 
 from __future__ import annotations
 
 import asyncio
+import json
 import os
+from collections.abc import Awaitable, Callable
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import click
 
@@ -29,7 +37,11 @@ from proxy.cli.keys_cmd import (
     collect_shares,
     load_keys_file,
 )
+from tee.registry import TeeEntry
 from tokengate.errors import GatewayError
+
+if TYPE_CHECKING:
+    from tee.broker_client import BrokerClient
 
 
 def register(cli: click.Group) -> None:
@@ -39,7 +51,7 @@ def register(cli: click.Group) -> None:
 
 @click.group()
 def kms() -> None:
-    """Unseal, seal and inspect running gateways; split the local root key."""
+    """Unseal, seal and inspect running gateways; split the local root key; the KMS service."""
 
 
 def _control_dir(cfg: KeysFile) -> Path:
@@ -174,3 +186,260 @@ async def _split(keys: KeysConfig, data_dir: Path, n: int, k: int) -> list[Share
         return root.split(shares=n, threshold=k)
     finally:
         await root.close()
+
+
+# ---- the KMS service: serve, credentials, TEE registry (admin API over HTTP) ----
+
+
+@kms.command("serve")
+@click.option(
+    "--config",
+    "config_path",
+    required=True,
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="kms.yaml",
+)
+def kms_serve(config_path: Path) -> None:
+    """Serve the KMS: TEE registry, key broker and remote-root operations."""
+    import sys
+
+    from audit.errors import AuditError
+    from kms.config import load_kms_config
+    from kms.runner import serve as serve_kms
+    from policy.errors import PolicyError
+
+    try:
+        settings = load_kms_config(config_path)
+        asyncio.run(serve_kms(settings, announce=lambda line: click.echo(line, err=True)))
+    except PolicyError as e:
+        click.echo("tokengate: invalid configuration:", err=True)
+        for problem in e.problems:
+            click.echo(f"  {problem}", err=True)
+        sys.exit(2)
+    except (GatewayError, AuditError) as e:
+        click.echo(f"tokengate: cannot start the KMS: {e}", err=True)
+        sys.exit(2)
+    except OSError as e:
+        click.echo(f"tokengate: cannot start the KMS: {e.strerror or type(e).__name__}", err=True)
+        sys.exit(2)
+
+
+@kms.group("credential")
+def kms_credential() -> None:
+    """Make credentials for callers of the KMS."""
+
+
+@kms_credential.command("create")
+@click.option("--id", "holder", required=True, help="who holds it (written to the audit log)")
+@click.option(
+    "--role",
+    "roles",
+    multiple=True,
+    required=True,
+    type=click.Choice(["admin", "gateway"]),
+    help="admin (registry) and/or gateway (grants, revoke, root operations)",
+)
+def kms_credential_create(holder: str, roles: tuple[str, ...]) -> None:
+    """Print a new credential once, and the entry for the KMS's credentials file."""
+    import yaml
+
+    from kms.auth import credential_digest, new_credential
+
+    secret = new_credential()
+    entry = {"id": holder, "roles": sorted(set(roles)), "sha256": credential_digest(secret)}
+    click.echo(f"credential (shown once, give it to {holder}): {secret}", err=True)
+    click.echo("add to the credentials file under 'credentials:':", err=True)
+    click.echo(yaml.safe_dump([entry], sort_keys=False).rstrip())
+
+
+KMS_URL_OPTION = click.option(
+    "--url",
+    envvar="TOKENGATE_KMS_URL",
+    required=True,
+    help="the KMS service, https://host:port (env TOKENGATE_KMS_URL)",
+)
+KMS_CREDENTIAL_OPTION = click.option(
+    "--credential-file",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    default=None,
+    help="file (0600) holding an admin credential; else env TOKENGATE_KMS_CREDENTIAL",
+)
+KMS_CA_OPTION = click.option(
+    "--ca",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    default=None,
+    help="PEM CA bundle that signs the KMS's certificate",
+)
+KMS_CLIENT_CERT_OPTION = click.option(
+    "--client-cert",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    default=None,
+    help="PEM client certificate (mTLS); its key with --client-key",
+)
+KMS_CLIENT_KEY_OPTION = click.option(
+    "--client-key",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    default=None,
+    help="PEM private key of --client-cert",
+)
+JSON_OPTION = click.option("--json", "as_json", is_flag=True, help="print JSON")
+
+
+def _kms_options(fn: Callable[..., None]) -> Callable[..., None]:
+    for option in (
+        JSON_OPTION,
+        KMS_CLIENT_KEY_OPTION,
+        KMS_CLIENT_CERT_OPTION,
+        KMS_CA_OPTION,
+        KMS_CREDENTIAL_OPTION,
+        KMS_URL_OPTION,
+    ):
+        fn = option(fn)
+    return fn
+
+
+def _run_kms_call[T](options: dict[str, Any], call: Callable[[BrokerClient], Awaitable[T]]) -> T:
+    """Run ``call`` with a client built from the command's options; errors as CLI errors."""
+    import os
+
+    from tee.broker_client import BrokerClient, client_tls, read_credential
+
+    cert, key = options["client_cert"], options["client_key"]
+    if (cert is None) != (key is None):
+        raise click.UsageError("--client-cert and --client-key go together")
+
+    async def main() -> T:
+        credential = read_credential(
+            env_name=None if options["credential_file"] else "TOKENGATE_KMS_CREDENTIAL",
+            file=options["credential_file"],
+            env=os.environ,
+        )
+        url: str = options["url"]
+        context = None
+        if url.startswith("https://"):
+            context = client_tls(ca=options["ca"], cert=cert, key=key)
+        client = BrokerClient(url, credential=credential, ssl_context=context)
+        try:
+            return await call(client)
+        finally:
+            await client.close()
+
+    try:
+        return asyncio.run(main())
+    except GatewayError as e:
+        raise click.ClickException(str(e)) from e
+
+
+def _print_entries(entries: list[TeeEntry], as_json: bool) -> None:
+    if as_json:
+        click.echo(json.dumps([e.to_json() for e in entries], indent=2))
+        return
+    for e in entries:
+        jobs = ",".join(e.jobs) if e.jobs is not None else "*"
+        click.echo(
+            f"{e.id}\t{e.platform.value}\t{e.status}\ttenants={','.join(e.tenants)}\tjobs={jobs}"
+            f"\tmeasurements={','.join(sorted(e.measurements))}"
+        )
+
+
+@kms.group("tees")
+def kms_tees() -> None:
+    """Register, retire and list TEEs in a running KMS (admin credential)."""
+
+
+@kms_tees.command("list")
+@_kms_options
+def kms_tees_list(**options: Any) -> None:
+    """List the registered TEEs."""
+
+    async def call(client: BrokerClient) -> list[TeeEntry]:
+        return await client.list_tees()
+
+    _print_entries(_run_kms_call(options, call), options["as_json"])
+
+
+@kms_tees.command("register")
+@click.option("--id", "tee_id", default=None, help="the TEE's id")
+@click.option(
+    "--platform",
+    type=click.Choice(["nitro", "sev-snp", "tdx", "sgx", "sim"]),
+    default=None,
+    help="its platform: the KMS verifies its evidence as this platform",
+)
+@click.option(
+    "--measurement",
+    "measurements",
+    multiple=True,
+    help="NAME=HEX accepted measurement (repeatable; several values per name allowed)",
+)
+@click.option(
+    "--tenant", "tenants", multiple=True, help="tenant whose data it may see (repeatable)"
+)
+@click.option("--job", "jobs", multiple=True, help="job it may run (repeatable; none: any job)")
+@click.option("--allow-debug", is_flag=True, help="accept evidence of a TEE in debug mode")
+@click.option(
+    "--accepted-tcb", "accepted_tcb", multiple=True, help="accepted TCB status (default UpToDate)"
+)
+@click.option(
+    "--from-file",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    default=None,
+    help="JSON or YAML registration body instead of the flags above",
+)
+@_kms_options
+def kms_tees_register(**options: Any) -> None:
+    """Register a TEE (its id can never be registered again, even once retired)."""
+    body = _registration(options)
+
+    async def call(client: BrokerClient) -> TeeEntry:
+        return await client.register(body)
+
+    _print_entries([_run_kms_call(options, call)], options["as_json"])
+
+
+@kms_tees.command("retire")
+@click.argument("tee_id")
+@click.option("--yes", is_flag=True, help="do not ask for confirmation")
+@_kms_options
+def kms_tees_retire(tee_id: str, yes: bool, **options: Any) -> None:
+    """Retire TEE_ID for good: its sessions and unreleased grants are revoked."""
+    if not yes:
+        click.confirm(f"retire {tee_id}? this is final", abort=True)
+
+    async def call(client: BrokerClient) -> TeeEntry:
+        return await client.retire(tee_id)
+
+    _print_entries([_run_kms_call(options, call)], options["as_json"])
+
+
+def _registration(options: dict[str, Any]) -> dict[str, object]:
+    """The registration body from --from-file or from the flags."""
+    import yaml
+
+    if options["from_file"] is not None:
+        doc = yaml.safe_load(options["from_file"].read_text("utf-8"))
+        if not isinstance(doc, dict):
+            raise click.UsageError("--from-file must hold one JSON or YAML object")
+        return doc
+    if not options["tee_id"] or not options["platform"] or not options["tenants"]:
+        raise click.UsageError("--id, --platform and --tenant are required (or --from-file)")
+    measurements: dict[str, list[str]] = {}
+    for item in options["measurements"]:
+        name, sep, value = item.partition("=")
+        if not sep or not name or not value:
+            raise click.UsageError("--measurement takes NAME=HEX")
+        measurements.setdefault(name, []).append(value.lower())
+    if not measurements:
+        raise click.UsageError("at least one --measurement NAME=HEX is required")
+    body: dict[str, object] = {
+        "id": options["tee_id"],
+        "platform": options["platform"],
+        "measurements": measurements,
+        "tenants": list(options["tenants"]),
+        "allow_debug": options["allow_debug"],
+    }
+    if options["jobs"]:
+        body["jobs"] = list(options["jobs"])
+    if options["accepted_tcb"]:
+        body["accepted_tcb"] = list(options["accepted_tcb"])
+    return body
