@@ -138,9 +138,9 @@ async def test_register_list_retire_against_a_running_kms(
     )
     assert as_gateway.exit_code == 1
     assert "403 forbidden" in as_gateway.output
-    for result in (result, again, listed, retired, as_gateway):
-        assert admin not in result.output
-        assert gateway not in result.output
+    for answer in (result, again, listed, retired, as_gateway):
+        assert admin not in answer.output
+        assert gateway not in answer.output
 
 
 def test_register_needs_its_fields(tmp_path: Path) -> None:
