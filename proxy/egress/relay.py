@@ -45,6 +45,8 @@ class RelaySettings:
     upstream_ca: Path | None
     max_body: int
     dhparam: Path  # public DH parameters file (created with mitmproxy's defaults if absent)
+    confdir: Path  # mitmproxy's own state directory: named so that it is never ~/.mitmproxy,
+    # and never created (the relay's TLS addon reads nothing from it)
 
 
 def upstream_trust(upstream_ca: Path | None) -> tuple[str | None, str | None]:
@@ -79,12 +81,20 @@ class Relay:
         host, port, *_ = self._server.listen_addrs()[0]
         return str(host), int(port)
 
+    @property
+    def addon_names(self) -> tuple[str, ...]:
+        """The addons mitmproxy runs, in hook order (the explicit list; nothing else)."""
+        if self._master is None:
+            return ()
+        return tuple(self._master.addons.lookup)
+
     async def start(self) -> None:
         """Build the master, bind the listener; EgressError if it cannot listen."""
         logging.getLogger("mitmproxy").setLevel(logging.WARNING)
         s = self._settings
         cafile, capath = upstream_trust(s.upstream_ca)
         opts = options.Options(
+            confdir=str(s.confdir),
             listen_host=s.host,
             listen_port=s.port,
             mode=["regular"],

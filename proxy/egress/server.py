@@ -66,6 +66,7 @@ def relay_settings(gf: GatewayFile, table: EgressTable) -> RelaySettings:
         upstream_ca=upstream_ca,
         max_body=largest,
         dhparam=gf.data_dir / "egress" / "dhparam.pem",
+        confdir=gf.data_dir / "egress" / "mitmproxy",
     )
 
 
