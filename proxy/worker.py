@@ -36,6 +36,7 @@ from proxy.readiness import Readiness, ReadinessCheck, TcpCheck
 from proxy.reload import Reloader
 from proxy.settings import Settings, load_settings
 from proxy.state import Live
+from proxy.teesetup import TeePoolReady, open_tee
 from proxy.upstreams import UpstreamPool
 
 log = logging.getLogger("tokengate.worker")
@@ -96,6 +97,10 @@ async def serve(config_path: Path, *, worker_index: int = 0, workers: int = 1) -
             open_gate(settings, keys=keys, auditor=audit_log, workers=workers)
         )
         await asyncio.to_thread(publish_checkpoint_jwks, settings, keys)
+        # The TEE pool is opened once per process (a reload does not reopen it).
+        tee = await stack.enter_async_context(
+            open_tee(gw.tee, data_dir=settings.data_dir, audit=audit_log)
+        )
         fields = await stack.enter_async_context(
             open_fields(
                 vault_config=gw.vault,
@@ -104,6 +109,7 @@ async def serve(config_path: Path, *, worker_index: int = 0, workers: int = 1) -
                 keys=keys,
                 audit=audit_log,
                 workers=workers,
+                tee=tee.runner if tee is not None else None,
             )
         )
         pool = UpstreamPool()
@@ -115,7 +121,8 @@ async def serve(config_path: Path, *, worker_index: int = 0, workers: int = 1) -
             upstreams = live.settings.gateway.upstreams.items()
             found: list[ReadinessCheck] = [TcpCheck.for_upstream(n, u) for n, u in upstreams]
             vault = VaultReady(fields.store, timeout=gw.vault.timeout)
-            return [*found, *audit.readiness_checks(), KeyringReady(keys), vault]
+            tee_ready = [TeePoolReady(tee.pool)] if tee is not None else []
+            return [*found, *audit.readiness_checks(), KeyringReady(keys), vault, *tee_ready]
 
         readiness = Readiness(checks=checks)
         loop = asyncio.get_running_loop()
