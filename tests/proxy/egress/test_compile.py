@@ -211,3 +211,13 @@ def test_compile_without_files_allows_nothing() -> None:
     table = compile_egress([("x", EgressPolicyFile())], {}, max_body=1024)
     assert len(table) == 0
     assert not table.host_allowed("a.example", 443)
+
+
+def test_the_example_egress_routes_compile() -> None:
+    from proxy.cli.gatewayfile import load_gateway_file
+
+    root = Path(__file__).resolve().parents[3] / "config"
+    gf = load_gateway_file(root / "gateway.yaml")
+    table = load_egress(gf.gateway.egress, root, gf.classes)
+    assert set(table.routes) == {"payments-charges", "kyc-verify"}
+    assert table.host_allowed("api.payments.example", 443)
