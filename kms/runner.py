@@ -113,7 +113,7 @@ async def open_service(
         data_dir, schema, timeout = settings.data_dir, cfg.store_schema, cfg.store_timeout
         registry = open_registry(cfg.store, data_dir=data_dir, schema=schema, timeout=timeout)
         store = open_broker_store(cfg.store, data_dir=data_dir, schema=schema, timeout=timeout)
-        table = open_root_table(cfg.store, data_dir=data_dir, schema=schema)
+        table = open_root_table(cfg.store, data_dir=data_dir, schema=schema, timeout=timeout)
         for part in (registry, store, table):
             await part.open()
             stack.push_async_callback(part.close)
