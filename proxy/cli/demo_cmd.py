@@ -1,12 +1,16 @@
 """``tokengate demo``: the demo app behind the gateway, on embedded defaults.
 
-It writes a gateway.yaml under the data dir from the packaged example config
-(ports, data dir, the app's address and the shared login secret filled in),
-starts the gateway, then the demo app bound to 127.0.0.1 on a free port (it
-fetches the gateway's JWKS to check every request's signature and answers
-its login route with a login assertion), and stops both on SIGINT/SIGTERM.
-Every piece of state (app database, sessions, audit log, keys) lives under
-the data dir.
+It first starts the TEE side (:mod:`proxy.cli.demo_tee`: a KMS service and
+one SIMULATED TEE worker running the demo job bundle, registered in the KMS),
+then writes a gateway.yaml under the data dir from the packaged example config
+(ports, data dir, the app's address, the shared login secret and the ``tee:``
+section filled in, plus the packaged ``tee-policies``: record creation checks
+the card number in the TEE before tokenizing it), starts the gateway, then the
+demo app bound to 127.0.0.1 on a free port (it fetches the gateway's JWKS to
+check every request's signature and answers its login route with a login
+assertion), and stops everything on SIGINT/SIGTERM. Every piece of state (app
+database, sessions, audit logs, keys, the KMS registry) lives under the data
+dir.
 """
 
 from __future__ import annotations
@@ -20,11 +24,14 @@ import sys
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Mapping
 from importlib import resources
 from pathlib import Path
 
 import click
 import yaml
+
+from proxy.cli.demo_tee import DemoTee, start_tee
 
 
 def _free_port() -> int:
@@ -33,8 +40,19 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def write_demo_config(data_dir: Path, *, port: int, admin_port: int, app_port: int) -> Path:
-    """The packaged example config adapted to this run; returns its path."""
+def write_demo_config(
+    data_dir: Path,
+    *,
+    port: int,
+    admin_port: int,
+    app_port: int,
+    tee: Mapping[str, object] | None = None,
+) -> Path:
+    """The packaged example config adapted to this run; returns its path.
+
+    With ``tee`` (the gateway's ``tee:`` section), the TEE-checked routes of
+    the packaged ``tee-policies`` are added.
+    """
     packaged = resources.files("config")
     gateway = yaml.safe_load(packaged.joinpath("gateway.yaml").read_text(encoding="utf-8"))
     gateway["listen"]["port"] = port
@@ -47,6 +65,9 @@ def write_demo_config(data_dir: Path, *, port: int, admin_port: int, app_port: i
         "webauthn": {"rp_id": "localhost", "origins": [f"http://localhost:{port}"]}
     }
     gateway["policies"] = [str(Path(str(packaged.joinpath("policies"))) / "*.yaml")]
+    if tee is not None:
+        gateway["tee"] = dict(tee)
+        gateway["policies"].append(str(Path(str(packaged.joinpath("tee-policies"))) / "*.yaml"))
     path = data_dir / "gateway.yaml"
     path.write_text(
         "# Written by `tokengate demo` from the packaged config/gateway.yaml.\n"
@@ -109,18 +130,24 @@ def demo(port: int, admin_port: int, data_dir: Path, workers: int | None) -> Non
     data_dir = data_dir.resolve()
     data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
     app_port = _free_port()
-    config = write_demo_config(data_dir, port=port, admin_port=admin_port, app_port=app_port)
     secret = _login_secret(data_dir)
     stopping: list[int] = []
     signal.signal(signal.SIGTERM, lambda signum, frame: stopping.append(signum))
     signal.signal(signal.SIGINT, lambda signum, frame: stopping.append(signum))
-    # The gateway first: the app fetches the gateway's JWKS when it starts.
-    gateway = subprocess.Popen(  # noqa: S603 - our own interpreter and module
-        [sys.executable, "-m", "proxy.cli", "serve", "--config", str(config)]
-        + (["--workers", str(workers)] if workers is not None else [])
-    )
+    # The TEE side first (the gateway attests the worker at start), then the
+    # gateway (the app fetches the gateway's JWKS when it starts), then the app.
+    tee: DemoTee = start_tee(data_dir)
+    gateway: subprocess.Popen[bytes] | None = None
     app: subprocess.Popen[bytes] | None = None
+    code = 1
     try:
+        config = write_demo_config(
+            data_dir, port=port, admin_port=admin_port, app_port=app_port, tee=tee.section
+        )
+        gateway = subprocess.Popen(  # noqa: S603 - our own interpreter and module
+            [sys.executable, "-m", "proxy.cli", "serve", "--config", str(config)]
+            + (["--workers", str(workers)] if workers is not None else [])
+        )
         _wait_until_up(f"http://127.0.0.1:{admin_port}/.tokengate/healthz", gateway, "the gateway")
         app = subprocess.Popen(  # noqa: S603 - our own interpreter and module
             [
@@ -143,16 +170,20 @@ def demo(port: int, admin_port: int, data_dir: Path, workers: int | None) -> Non
             f"  the app through tokengate: http://localhost:{port}/\n"
             f"  users: alice/alice, bob/bob (role user), carol/carol (role support)\n"
             f"  admin: http://127.0.0.1:{admin_port}/.tokengate/{{healthz,readyz,metrics}}\n"
+            f"  TEE:   new records' card numbers are checked by card_check in a SIMULATED\n"
+            f"         TEE worker (no hardware guarantee) before they are tokenized\n"
             f"  config: {config}\n"
             f"  state:  {data_dir}\n"
-            f"Ctrl-C stops both."
+            f"Ctrl-C stops both (and the TEE worker and the KMS)."
         )
-        while not stopping and gateway.poll() is None and app.poll() is None:
+        while not stopping and gateway.poll() is None and app.poll() is None and tee.alive():
             time.sleep(0.2)
     finally:
-        code = _stop(gateway, 60)
+        if gateway is not None:
+            code = _stop(gateway, 60)
         if app is not None:
             _stop(app, 10)
+        tee.stop()
     sys.exit(code)
 
 
