@@ -1,17 +1,25 @@
-"""End to end: `tokengate keys ...` processes whose keys.root is `remote:` a running KMS root API."""
+"""End to end: `tokengate keys ...` processes whose keys.root is `remote:` a KMS.
+
+The KMS is either the root API in this test's event loop (to read its audit
+events directly) or a real `tokengate kms serve` process over HTTPS.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import os
+import re
+import signal
 import sys
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+import trustme
+import yaml
 
-from kms.auth import new_credential
+from kms.auth import credential_digest, new_credential
 from tests.conftest import free_port
 from tests.kms.root_support import RootApi, running_root_api
 
@@ -42,13 +50,14 @@ class Gateway:
         return proc.returncode, out.decode()
 
 
-def gateway_for(directory: Path, url: str) -> Gateway:
+def gateway_for(directory: Path, url: str, *extra: str) -> Gateway:
     directory.mkdir(parents=True, exist_ok=True)
     config = directory / "gateway.yaml"
+    root = ";".join((f"remote:{url}", f"credential-env={ENV}", *extra))
     config.write_text(
         "upstreams:\n  app: {url: 'http://127.0.0.1:1'}\n"
         "data_dir: data\n"
-        f"keys:\n  root: 'remote:{url};credential-env={ENV}'\n"
+        f"keys:\n  root: '{root}'\n"
     )
     return Gateway(directory, config)
 
@@ -100,3 +109,89 @@ async def test_a_refused_credential_and_a_down_kms_stop_the_command(
     assert status != 0
     assert "is unreachable" in out
     assert "Traceback" not in out
+
+
+@dataclass(frozen=True)
+class KmsProcess:
+    """A running `tokengate kms serve` over HTTPS: its URL, CA file and data dir."""
+
+    proc: asyncio.subprocess.Process
+    url: str
+    ca: Path
+    data_dir: Path
+
+    async def stop(self) -> str:
+        """SIGTERM, wait, and return what it wrote to stderr."""
+        self.proc.send_signal(signal.SIGTERM)
+        _, err = await asyncio.wait_for(self.proc.communicate(), 60)
+        assert self.proc.returncode == 0, err.decode()
+        return err.decode()
+
+
+async def start_kms(directory: Path, credential: str) -> KmsProcess:
+    """`python -m proxy.cli kms serve` with TLS from a throwaway CA and one gateway credential."""
+    directory.mkdir(parents=True)
+    ca = trustme.CA()
+    server = ca.issue_cert("127.0.0.1")
+    ca.cert_pem.write_to_path(str(directory / "ca.pem"))
+    server.private_key_pem.write_to_path(str(directory / "kms.key"))
+    (directory / "kms.pem").write_bytes(b"".join(b.bytes() for b in server.cert_chain_pems))
+    entry = {"id": "gw-e2e", "roles": ["gateway"], "sha256": credential_digest(credential)}
+    (directory / "creds.yaml").write_text(yaml.safe_dump({"credentials": [entry]}))
+    listen = {
+        "host": "127.0.0.1",
+        "port": free_port(),
+        "tls": {"cert": "kms.pem", "key": "kms.key"},
+    }
+    doc = {"data_dir": "data", "listen": listen, "credentials": "creds.yaml"}
+    (directory / "kms.yaml").write_text(yaml.safe_dump(doc))
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "proxy.cli", "kms", "serve", "--config", str(directory / "kms.yaml"),
+        stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE, cwd=directory,
+    )  # fmt: skip
+    assert proc.stderr is not None
+    for _ in range(50):
+        line = (await asyncio.wait_for(proc.stderr.readline(), 60)).decode()
+        if m := re.search(r"kms: serving on (https://\S+)", line):
+            return KmsProcess(proc, m.group(1), directory / "ca.pem", directory / "data")
+        if not line:
+            break
+    proc.kill()
+    await proc.wait()
+    raise AssertionError("tokengate kms serve did not start")
+
+
+async def test_a_gateway_keyring_rooted_in_tokengate_kms_serve(tmp_path: Path) -> None:
+    credential = new_credential()
+    kms = await start_kms(tmp_path / "kms", credential)
+    try:
+        gw = gateway_for(tmp_path / "gw", kms.url, f"ca={kms.ca}")
+        status, out = await gw.keys("list", credential=credential)
+        assert status == 0, out
+        assert f"root: remote:{kms.url}" in out
+        backup = gw.keyring.read_bytes()
+        status, out = await gw.keys("rotate", "--kwk", credential=credential)
+        assert status == 0, out
+        assert (await gw.keys("list", credential=credential))[0] == 0
+
+        gw.keyring.write_bytes(backup)
+        status, out = await gw.keys("list", credential=credential)
+        assert status != 0
+        assert "kwk v1 is destroyed" in out
+
+        untrusting = gateway_for(tmp_path / "gw2", kms.url)  # no ca=: the system store
+        status, out = await untrusting.keys("list", credential=credential)
+        assert status != 0
+        assert "TLS certificate is not trusted" in out
+    finally:
+        err = await kms.stop()
+    assert credential not in err
+    audit = "".join(p.read_text() for p in (kms.data_dir / "audit").glob("*") if p.is_file())
+    for event in ("kms.root_create", "kms.root_open", "kms.root_destroy"):
+        assert event in audit
+    assert '"client":"gw-e2e"' in audit.replace(" ", "")
+    assert credential not in audit
+
+    status, out = await gw.keys("list", credential=credential)  # the KMS is gone: fail closed
+    assert status != 0
+    assert "is unreachable" in out
