@@ -68,7 +68,10 @@ class Verdict:
         claims = self.claims
         if claims is None:
             return "\n".join(lines)
-        lines.append("  signature     valid, chain to the pinned root valid")
+        if claims.platform is Platform.SIM:
+            lines.append("  signature     valid (the development key: no hardware root)")
+        else:
+            lines.append("  signature     valid, chain to the pinned root valid")
         lines.append(f"  tcb status    {claims.tcb_status}")
         lines.append(f"  debug         {'yes' if claims.debug else 'no'}")
         if claims.issued_at is not None:
