@@ -42,7 +42,7 @@ def test_nitro_document_refused_outside_its_window() -> None:
         "--evidence", str(doc), "--platform", "nitro", "--at", "2022-10-14T10:00:00Z", "--json"
     )
     assert code == 1
-    verdict = json.loads(out)
+    [verdict] = json.loads(out)
     assert verdict["verdict"] == "refused"
     assert verdict["failed_check"] in ("window", "chain")
 
@@ -52,7 +52,7 @@ def test_debug_document_needs_allow_debug() -> None:
     at = "2023-09-18T16:00:00Z"
     code, out = run("--evidence", doc, "--platform", "nitro", "--at", at, "--json")
     assert code == 1
-    assert json.loads(out)["failed_check"] == "debug"
+    assert json.loads(out)[0]["failed_check"] == "debug"
     code, out = run("--evidence", doc, "--platform", "nitro", "--at", at, "--allow-debug")
     assert code == 0, out
 
@@ -77,7 +77,7 @@ def test_sev_snp_report(tmp_path: Path) -> None:
     args = ("--evidence", str(evidence), "--platform", "sev-snp", "--at", "2024-06-01T00:00:00Z")
     code, out = run(*args, "--json")
     assert code == 1
-    assert json.loads(out)["failed_check"] == "debug"
+    assert json.loads(out)[0]["failed_check"] == "debug"
     code, out = run(*args, "--allow-debug", "--expect-report-data", "0102030405" + "00" * 59)
     assert code == 0, out
     code, _ = run(*args, "--allow-debug", "--expect-report-data", "ff" * 64)
@@ -96,7 +96,7 @@ def test_tdx_quote_batch(tmp_path: Path) -> None:
     at = ("--at", "2025-07-01T00:00:00Z")
     code, out = run("--evidence", str(tdx), "--platform", "tdx", *at, "--json")
     assert code == 0, out
-    assert json.loads(out)["tcb_status"] == "UpToDate"
+    assert json.loads(out)[0]["tcb_status"] == "UpToDate"
     # Batch: one good, one refused -> exit 1, both reported.
     bad = tmp_path / "bad.json"
     bad.write_bytes(tdx.read_bytes().replace(b'"quote":"', b'"quote":"A'))
@@ -104,6 +104,11 @@ def test_tdx_quote_batch(tmp_path: Path) -> None:
     assert code == 1
     assert out.count("VERIFIED") == 1
     assert out.count("REFUSED") == 1
+    assert f"attest: 2 evidence files: 1 verified, 1 refused: {bad} (format)" in out
+    code, out = run("--evidence", str(tdx), "--evidence", str(bad), "--platform", "tdx", *at,
+                    "--json")  # fmt: skip
+    assert code == 1
+    assert [v["verdict"] for v in json.loads(out)] == ["verified", "refused"]
 
 
 def test_sim_needs_its_data_dir_and_verifies(tmp_path: Path) -> None:
@@ -118,8 +123,37 @@ def test_sim_needs_its_data_dir_and_verifies(tmp_path: Path) -> None:
     )
     assert code == 0, out
     assert "simulated" in out
+    # Another data dir holds no key: refused as usage, and no key is created there.
+    empty = tmp_path / "empty"
+    code, _ = run("--evidence", str(evidence), "--platform", "sim", "--sim-data-dir", str(empty))
+    assert code == 2
+    assert not empty.exists()
 
 
-def test_deployment_needs_the_registry() -> None:
-    code, _ = run("--deployment", "tee-1", "--platform", "nitro")
+def test_evidence_needs_a_platform() -> None:
+    doc = str(V / "nitro" / "evervault_beta_2022-10-13.cose")
+    code, _ = run("--evidence", doc)
+    assert code == 2
+    code, _ = run()
+    assert code == 2
+
+
+@pytest.mark.parametrize(
+    "flags",
+    [
+        ("--platform", "nitro"),
+        ("--at", "2022-10-13T10:00:00Z"),
+        ("--allow-debug",),
+        ("--accept-tcb", "OutOfDate"),
+        ("--expect-nonce", "00"),
+        ("--expect-report-data", "00"),
+        ("--expect-public-key", "00"),
+        ("--evidence", str(V / "nitro" / "evervault_beta_2022-10-13.cose")),
+        ("--all",),
+    ],
+    ids=["platform", "at", "debug", "tcb", "nonce", "report-data", "key", "evidence", "all"],
+)
+def test_deployment_mode_refuses_policy_flags(flags: tuple[str, ...]) -> None:
+    # The KMS registry states platform and policy; a flag must not quietly loosen it.
+    code, _ = run("--deployment", "tee-1", *flags)
     assert code == 2
