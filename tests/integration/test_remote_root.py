@@ -161,6 +161,7 @@ async def start_kms(directory: Path, credential: str) -> KmsProcess:
     raise AssertionError("tokengate kms serve did not start")
 
 
+@pytest.mark.slow
 async def test_a_gateway_keyring_rooted_in_tokengate_kms_serve(tmp_path: Path) -> None:
     credential = new_credential()
     kms = await start_kms(tmp_path / "kms", credential)
