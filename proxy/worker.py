@@ -9,6 +9,7 @@ them), write the audit log's closing checkpoint and exit. SIGHUP reloads.
 from __future__ import annotations
 
 import asyncio
+import functools
 import gc
 import logging
 import signal
@@ -23,6 +24,7 @@ from proxy.accesslog import WRITER as ACCESS_LOG
 from proxy.accesslog import JsonAccessLogger
 from proxy.admin import build_admin_app
 from proxy.adminapi.app import add_admin_api
+from proxy.adminapi.attest_api import add_attestation_api, simulated_key
 from proxy.adminapi.token_api import add_token_api
 from proxy.adminapi.token_service import VaultTokenService
 from proxy.app import build_app
@@ -152,6 +154,12 @@ async def serve(config_path: Path, *, worker_index: int = 0, workers: int = 1) -
                 fields.vault, lambda: {n: c.spec for n, c in live.settings.classes.items()}
             ),
             auditor=audit_log,
+        )
+        add_attestation_api(
+            admin_app,
+            config=lambda: live.settings.gateway.admin.api,
+            auditor=audit_log,
+            sim_key=functools.partial(simulated_key, gw.tee, settings.data_dir),
         )
         await _start_site(stack, admin_app, gw.admin.host, gw.admin.port, drain=1.0, tls=None)
         await _start_site(

@@ -10,7 +10,8 @@ has in the audit log). Rules:
   refusal names its ``failed_check``; 400/413/415 for a malformed request;
 - the platform in the body chooses the verifier, never the evidence;
 - ``sim`` evidence is refused (check ``platform``) unless the gateway's config
-  allows the simulated TEE (``sim_key`` returns its development key);
+  allows the simulated TEE (``sim_key`` returns its development key; a key
+  that cannot be read refuses too);
 - every verdict is audited (``attest.verify``) before it is answered; one
   that cannot be recorded is not given (503);
 - verification runs in a thread (certificate chains and DCAP TCB evaluation
@@ -21,9 +22,11 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Final
 
 from aiohttp import web
@@ -37,10 +40,16 @@ from proxy.adminapi.bodies import read_body
 from proxy.adminapi.keys import Role
 from proxy.adminapi.openapi import API
 from proxy.adminapi.recorder import ActRecorder
+from proxy.teeconfig import TeeConfig
+from proxy.teesetup import verification_of
 from tee.attestation import Platform
+from tee.errors import EvidenceRefused
 from tee.report import Verdict, check_evidence
+from tokengate.errors import ConfigError
 
 CONCURRENCY: Final = 2
+SOURCE: Final = "admin-api"
+log = logging.getLogger("tokengate.adminapi")
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,20 +92,30 @@ class AttestationChecker:
         """The default verification time."""
         return self._clock()
 
+    def _check(self, req: VerifyRequest) -> Verdict:
+        """The verdict (in a worker thread: verifiers and the sim key file are blocking)."""
+        sim_key = None
+        if req.platform is Platform.SIM:
+            try:
+                sim_key = self._sim_key()
+            except ConfigError:  # allowed, but its key cannot be read: fail closed
+                log.warning("admin: the simulated TEE's development key cannot be read")
+                refused = EvidenceRefused("platform", "the simulated TEE's key cannot be read")
+                return Verdict(req.platform, req.at, refused=refused, source=SOURCE)
+        return check_evidence(
+            req.platform,
+            req.evidence,
+            expect=req.expect,
+            policy=req.policy,
+            at=req.at,
+            source=SOURCE,
+            sim_key=sim_key,
+        )
+
     async def verify(self, actor: Actor, req: VerifyRequest) -> tuple[Verdict, str]:
         """The verdict on ``req`` and the evidence's SHA-256, once the verdict is recorded."""
-        sim_key = self._sim_key() if req.platform is Platform.SIM else None
         async with self._slots:
-            verdict = await asyncio.to_thread(
-                check_evidence,
-                req.platform,
-                req.evidence,
-                expect=req.expect,
-                policy=req.policy,
-                at=req.at,
-                source="admin-api",
-                sim_key=sim_key,
-            )
+            verdict = await asyncio.to_thread(self._check, req)
         digest = hashlib.sha256(req.evidence).hexdigest()
         claims = verdict.claims
         await self._record.emit(
@@ -127,6 +146,18 @@ async def _verify(
     return web.json_response(answer, headers=headers)
 
 
+def simulated_key(tee: TeeConfig | None, data_dir: Path) -> Ed25519PublicKey | None:
+    """The development key when the ``tee:`` section sets ``insecure_simulated_tee``, else None.
+
+    The same key the pool verifies simulated workers with (``tee.sim_key``),
+    read from its file on each call (blocking: call it in a thread);
+    ConfigError when the file cannot be read.
+    """
+    if tee is None:
+        return None
+    return verification_of(tee, data_dir).sim_key
+
+
 def add_attestation_api(
     app: web.Application,
     *,
@@ -138,9 +169,10 @@ def add_attestation_api(
     """Register the verification route on ``app`` (nothing when the admin API is disabled).
 
     Call after :func:`~proxy.adminapi.app.add_admin_api` with the same
-    ``config`` and ``auditor``. ``sim_key`` is asked on every ``sim`` request:
-    the simulated TEE's development public key when the current config sets
-    ``insecure_simulated_tee``, else None (then sim evidence is refused).
+    ``config`` and ``auditor``. ``sim_key`` is called (in a worker thread) on
+    every ``sim`` request: the simulated TEE's development public key when the
+    config sets ``insecure_simulated_tee``, else None (then sim evidence is
+    refused); a ConfigError from it refuses the evidence too.
     """
     keys = LiveKeys(config)
     if keys.current() is None:

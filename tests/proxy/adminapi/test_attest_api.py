@@ -12,7 +12,7 @@ import base64
 import hashlib
 import json
 import re
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -26,15 +26,17 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from audit import AuditLog
 from audit.errors import AuditError
 from audit.schema import AuditValue
-from proxy.adminapi.attest_api import VERIFY, add_attestation_api
+from proxy.adminapi.attest_api import VERIFY, add_attestation_api, simulated_key
 from proxy.adminapi.attest_body import MAX_BODY
 from proxy.adminapi.keys import Role, new_api_key
+from proxy.teeconfig import TeeConfig
 from tee.dcap import encode_evidence as dcap_evidence
 from tee.sev_snp import encode_evidence as snp_evidence
 from tee.sim import SimReport, load_or_create_key, sign_evidence
 from tests.proxy.adminapi.conftest import ROLES, events, key_config
 from tests.proxy.adminapi.test_openapi import check as check_schema
 from tests.tee.test_sev_snp import SERIAL_ZERO_MESSAGE
+from tokengate.errors import ConfigError
 
 V = Path(__file__).resolve().parents[2] / "tee" / "vectors"
 BETA = (V / "nitro" / "evervault_beta_2022-10-13.cose").read_bytes()
@@ -71,9 +73,10 @@ class SimSwitch:
     """What the gateway config says about the simulated TEE (None: not allowed)."""
 
     key: Ed25519PublicKey | None = None
+    source: Callable[[], Ed25519PublicKey | None] | None = None
 
     def __call__(self) -> Ed25519PublicKey | None:
-        return self.key
+        return self.source() if self.source is not None else self.key
 
 
 @dataclass
@@ -82,6 +85,9 @@ class AttestApi:
     keys: dict[str, str]
     data_dir: Path
     sim: SimSwitch = field(default_factory=SimSwitch)
+
+    def sim_switch_to(self, source: Callable[[], Ed25519PublicKey | None]) -> None:
+        self.sim.source = source
 
     async def verify(
         self, body: object, role: str = "auditor", **kw: Any
@@ -365,3 +371,35 @@ async def test_answers_are_not_cached(api: AttestApi) -> None:
     )
     assert resp.headers["Cache-Control"] == "no-store"
     assert resp.headers["X-Request-ID"]
+
+
+async def test_an_unreadable_sim_key_refuses_sim_evidence(api: AttestApi) -> None:
+    def unreadable() -> Ed25519PublicKey | None:
+        raise ConfigError("tee.sim_key: cannot read /somewhere (gone)")
+
+    api.sim_switch_to(unreadable)
+    key = load_or_create_key(api.data_dir)
+    evidence = sign_evidence(key, SimReport(measurement=b"\x07" * 48), now=NOW)
+    status, data = await api.verify({"platform": "sim", "evidence": b64(evidence)})
+    assert (status, data["verdict"], data["failed_check"]) == (200, "refused", "platform")
+    assert "somewhere" not in json.dumps(data)
+
+
+def test_the_sim_key_comes_from_the_tee_section_only_when_allowed(tmp_path: Path) -> None:
+    def tee(**extra: object) -> TeeConfig:
+        return TeeConfig.model_validate(
+            {
+                "kms": {"url": "http://127.0.0.1:1", "credential_file": "kms.credential"},
+                "workers": [{"id": "tee-1", "address": "unix:/w.sock"}],
+                **extra,
+            }
+        )
+
+    assert simulated_key(None, tmp_path) is None
+    assert simulated_key(tee(), tmp_path) is None  # not allowed: the file is not even read
+    with pytest.raises(ConfigError, match=r"tee\.sim_key: cannot read"):
+        simulated_key(tee(insecure_simulated_tee=True), tmp_path)
+    key = load_or_create_key(tmp_path)
+    found = simulated_key(tee(insecure_simulated_tee=True), tmp_path)
+    assert found is not None
+    assert found.public_bytes_raw() == key.public_key().public_bytes_raw()
