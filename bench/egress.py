@@ -6,6 +6,8 @@ its own process, a trustme certificate): POST a JSON body holding 10 values
 - ``direct``: straight to the third party (the ceiling);
 - ``relay-plain``: through ``tokengate egress serve`` on a route without
   rules (CONNECT once per connection, TLS intercepted, the body relayed);
+- ``mitmdump-plain``: through a stock ``mitmdump`` (regular mode, ``-q``,
+  private confdir) doing nothing: mitmproxy's own cost, the relay's floor;
 - ``relay-10-fields``: through the relay on a route whose rule detokenizes
   the 10 values (``$.fields[*]``): the body holds 10 tokens, the third party
   gets 10 plaintexts; one vault batch, the release gate, the rate limiter and
@@ -73,6 +75,16 @@ class Scenario:
     url: str
     body: bytes
     via_relay: bool
+    proxy: str = "relay"
+
+
+@dataclass(frozen=True, slots=True)
+class Proxy:
+    """A forward proxy the client goes through: its URL, its CA, the relay client secret."""
+
+    url: str
+    ca_pem: str
+    secret: str | None
 
 
 # -- the third party ----------------------------------------------------------------------
@@ -213,7 +225,7 @@ async def measure(
     duration: float,
     warmup: float,
     relay: str,
-    proxy_auth: str,
+    proxy_auth: str | None,
     relay_ssl: ssl.SSLContext,
     party_ssl: ssl.SSLContext,
     sessions: list[int],
@@ -224,7 +236,9 @@ async def measure(
     headers = {"Content-Type": "application/json"}
     tls = relay_ssl if scenario.via_relay else party_ssl
     proxy = relay if scenario.via_relay else None
-    proxy_headers = {"Proxy-Authorization": proxy_auth} if scenario.via_relay else None
+    proxy_headers = (
+        {"Proxy-Authorization": proxy_auth} if scenario.via_relay and proxy_auth else None
+    )
     connector = aiohttp.TCPConnector(limit=concurrency, force_close=False)
     async with aiohttp.ClientSession(connector=connector) as session:
         start = time.monotonic()
@@ -289,6 +303,7 @@ def ratios(results: dict[str, Result]) -> dict[str, float]:
 
     return {
         "relay-plain / direct": r("relay-plain", "direct"),
+        "relay-plain / mitmdump-plain": r("relay-plain", "mitmdump-plain"),
         "relay-10-fields / direct": r("relay-10-fields", "direct"),
         "relay-10-fields / relay-plain": r("relay-10-fields", "relay-plain"),
     }
@@ -367,48 +382,36 @@ def _run(args: argparse.Namespace, work: Path) -> int:
     tokens = uvloop.run(make_tokens(config))
     relay_pem = relay_ca(config)
     env = {k: v for k, v in os.environ.items() if "proxy" not in k.lower()}
+    bindir = Path(sys.executable).parent
     with Servers(work) as servers:
-        servers_env = {**env, "PYTHONPATH": str(REPO)}
-        party = _start(
-            servers,
-            "third-party",
-            [
-                sys.executable,
-                "-m",
-                "bench.egress",
-                "--third-party",
-                str(party_port),
-                str(cert),
-                str(key),
-            ],
-            servers_env,
-        )
-        wait_port(party_port, "third-party", servers)
-        relay = _start(
-            servers,
-            "relay",
-            [
-                str(Path(sys.executable).parent / "tokengate"),
-                "egress",
-                "serve",
-                "--config",
-                str(config),
-            ],
-            servers_env,
-        )
-        wait_port(relay_port, "relay", servers)
-        del party, relay
+        senv = {**env, "PYTHONPATH": str(REPO)}
+        party = [sys.executable, "-m", "bench.egress", "--third-party", str(party_port)]
+        _start(servers, "third-party", [*party, str(cert), str(key)], senv, party_port)
+        relay = [str(bindir / "tokengate"), "egress", "serve", "--config", str(config)]
+        _start(servers, "relay", relay, senv, relay_port)
+        mitm_port, confdir = free_port(), work / "mitmdump"
+        mitm = [str(bindir / "mitmdump"), "-q", "--mode", "regular", "--listen-host", "127.0.0.1"]
+        mitm += ["--listen-port", str(mitm_port), "--set", f"confdir={confdir}"]
+        mitm += ["--set", f"ssl_verify_upstream_trusted_ca={work / 'upstream-ca.pem'}"]
+        _start(servers, "mitmdump", mitm, senv, mitm_port)
+        proxies = {
+            "relay": Proxy(f"http://127.0.0.1:{relay_port}", relay_pem, secret),
+            "mitmdump": Proxy(
+                f"http://127.0.0.1:{mitm_port}",
+                (confdir / "mitmproxy-ca-cert.pem").read_text(),
+                None,
+            ),
+        }
         base = f"https://localhost:{party_port}"
         plain = json.dumps({"fields": VALUES}).encode()
         with_tokens = json.dumps({"fields": tokens}).encode()
         scenarios = [
             Scenario("direct", f"{base}/plain", plain, via_relay=False),
+            Scenario("mitmdump-plain", f"{base}/plain", plain, via_relay=True, proxy="mitmdump"),
             Scenario("relay-plain", f"{base}/plain", plain, via_relay=True),
             Scenario("relay-10-fields", f"{base}/fields", with_tokens, via_relay=True),
         ]
-        results = uvloop.run(
-            _measure_all(args, scenarios, relay_port, secret, relay_pem, ca, servers.session_ids())
-        )
+        results = uvloop.run(_measure_all(args, scenarios, proxies, ca, servers.session_ids()))
     found = ratios(results)
     settings = (
         f"{args.concurrency} concurrent callers, {args.duration:.0f} s per scenario "
@@ -420,37 +423,35 @@ def _run(args: argparse.Namespace, work: Path) -> int:
     return 1 if any(r.errors or not r.requests for r in results.values()) else 0
 
 
-def _start(servers: Servers, name: str, argv: list[str], env: dict[str, str]) -> object:
-    return servers.start(name, argv, ready=(), env=env, cwd=REPO)
+def _start(servers: Servers, name: str, argv: list[str], env: dict[str, str], port: int) -> None:
+    servers.start(name, argv, ready=(), env=env, cwd=REPO)
+    wait_port(port, name, servers)
 
 
 async def _measure_all(
     args: argparse.Namespace,
     scenarios: Sequence[Scenario],
-    relay_port: int,
-    secret: str,
-    relay_pem: str,
+    proxies: dict[str, Proxy],
     party_ca: trustme.CA,
     sessions: list[int],
 ) -> dict[str, Result]:
-    relay_ssl = ssl.create_default_context(cadata=relay_pem)
     party_ssl = ssl.create_default_context()
     party_ca.configure_trust(party_ssl)
-    auth = aiohttp.encode_basic_auth(CLIENT, secret)
     out: dict[str, Result] = {}
     for scenario in scenarios:
         # Other processes on a 2-core machine skew every number: wait for a quiet moment.
         await asyncio.to_thread(
             cpu.wait_quiet, sessions, below_pct=NOISY_PCT, max_wait_s=args.quiet_wait
         )
+        via = proxies[scenario.proxy]
         out[scenario.name] = await measure(
             scenario,
             concurrency=args.concurrency,
             duration=args.duration,
             warmup=args.warmup,
-            relay=f"http://127.0.0.1:{relay_port}",
-            proxy_auth=auth,
-            relay_ssl=relay_ssl,
+            relay=via.url,
+            proxy_auth=aiohttp.encode_basic_auth(CLIENT, via.secret) if via.secret else None,
+            relay_ssl=ssl.create_default_context(cadata=via.ca_pem),
             party_ssl=party_ssl,
             sessions=sessions,
         )
