@@ -351,3 +351,18 @@ async def test_plain_http_is_refused(start_relay: RelayFactory, third_party: Thi
             assert resp.status == 403
             assert (await resp.json())["error"] == "plain_http_refused"
     assert third_party.seen == []
+
+
+async def test_plain_http_without_credentials_gets_407(
+    start_relay: RelayFactory, third_party: ThirdParty
+) -> None:
+    relay = await _relay(start_relay, third_party)
+    async with (
+        aiohttp.ClientSession() as session,
+        session.post(
+            f"http://localhost:{third_party.port}/v1/x", proxy=f"http://127.0.0.1:{relay.port}"
+        ) as resp,
+    ):
+        assert resp.status == 407
+        assert resp.headers["Proxy-Authenticate"].startswith("Basic ")
+    assert third_party.seen == []
