@@ -9,8 +9,10 @@ Rules, in the order a call meets them:
 2. Each request inside an intercepted tunnel is refused unless it is https
    to a third party whose certificate verified (the TLS addon never skips
    verification; a failed handshake refuses the call before any rule runs),
-   its Host header and TLS server name are the CONNECT target, it asks for
-   no protocol upgrade, its body is within the route's limit, and an egress
+   its Host header and TLS server name are the CONNECT target, its path has
+   no dot segment or encoded slash, dot, backslash or NUL (routes match the
+   decoded path, the raw one goes out: both must agree), it asks for no
+   protocol upgrade, its body is within the route's limit, and an egress
    route takes it (method, path).
 3. The route's request rules run on the message (tokens detokenized behind
    the release gates of :mod:`proxy.egress.release`; every release audited
@@ -36,6 +38,7 @@ import weakref
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Literal
+from urllib.parse import unquote
 
 from mitmproxy import connection, http
 from mitmproxy.proxy import layer, layers
@@ -48,6 +51,7 @@ from proxy.egress.compile import EgressRules, EgressTable
 from proxy.egress.errors import EgressError, refusal
 from proxy.egress.release import EgressAuditor, release_budget
 from proxy.fieldsetup import FieldRuntime
+from proxy.paths import unsafe_target
 from tokengate.errors import GatewayError
 
 log = logging.getLogger("tokengate.egress")
@@ -187,8 +191,10 @@ class EgressAddon:
         _same_target(flow, host)
         if "upgrade" in request.headers:
             raise EgressError("upgrade_refused")
+        if (why := unsafe_target(request.path)) is not None:
+            raise EgressError("bad_request", why)  # the third party could read it differently
         path, _, query = request.path.partition("?")
-        route = self._table.match(host, port, request.method, path)
+        route = self._table.match(host, port, request.method, unquote(path))
         if route is None:
             raise EgressError("route_not_allowed", f"no route for {request.method} on {host}")
         body = request.raw_content or b""

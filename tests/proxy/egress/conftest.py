@@ -28,6 +28,7 @@ import aiohttp
 import pytest
 import trustme
 from aiohttp import web
+from yarl import URL
 
 with warnings.catch_warnings():
     # mitmproxy 12 builds its flow-filter grammar with pyparsing's old camelCase names
@@ -262,7 +263,7 @@ class RelayClient:
         os.environ.pop("HTTPS_PROXY", None)
 
     async def call(
-        self, method: str, url: str, **kwargs: Any
+        self, method: str, url: str | URL, **kwargs: Any
     ) -> tuple[int, dict[str, Any] | None, dict[str, str]]:
         """(status, JSON body or None, headers) of one call through the relay."""
         assert self.session is not None

@@ -12,6 +12,7 @@ from urllib.parse import parse_qs
 
 import aiohttp
 import pytest
+from yarl import URL
 
 from proxy.cli.gatewayfile import load_gateway_file
 from tests.proxy.egress.conftest import Relay, RelayClient, RelayFactory, ThirdParty
@@ -315,8 +316,10 @@ async def test_the_client_rate_limit_refuses_with_429(
             403,
             "upgrade_refused",
         ),
+        ("POST", "/v1/%2e%2e/admin", {}, 400, "bad_request"),
+        ("POST", "/v1/x%2fy", {}, 400, "bad_request"),
     ],
-    ids=["method", "path", "host-header", "upgrade"],
+    ids=["method", "path", "host-header", "upgrade", "encoded-dots", "encoded-slash"],
 )
 async def test_calls_no_route_takes_are_refused(
     start_relay: RelayFactory,
@@ -329,9 +332,8 @@ async def test_calls_no_route_takes_are_refused(
 ) -> None:
     relay = await _relay(start_relay, third_party)
     async with RelayClient(relay) as client:
-        got, body, _ = await client.call(
-            method, f"https://localhost:{third_party.port}{path}", headers=headers
-        )
+        url = URL(f"https://localhost:{third_party.port}{path}", encoded=True)
+        got, body, _ = await client.call(method, url, headers=headers)
     assert got == status
     assert body is not None
     assert body["error"] == code
