@@ -7,7 +7,8 @@ routes' field rules (detokenize in requests, tokenize in responses) with the
 same policy engine and plugins as the gateway, and audits every release.
 
 mitmproxy is an optional extra (``tokengate[egress]``): only
-:mod:`proxy.egress.addon`, :mod:`proxy.egress.tls` and
-:mod:`proxy.egress.relay` import it; every other module here, and the rest
-of tokengate, must not.
+:mod:`proxy.egress.addon`, :mod:`~proxy.egress.flows`, :mod:`~proxy.egress.tls`,
+:mod:`~proxy.egress.relay` and :mod:`~proxy.egress.server` import it; every
+other module here, and the rest of tokengate, must not
+(``tests/proxy/egress/test_embedding.py`` checks).
 """

@@ -45,10 +45,11 @@ from mitmproxy.proxy import layer, layers
 
 from audit.errors import AuditError
 from plugins.base import ActionContext, Direction, Subject
-from policy.message import HeaderList, Message
+from policy.message import Message
 from proxy.egress.clients import Client, ClientTable
 from proxy.egress.compile import EgressRules, EgressTable
 from proxy.egress.errors import EgressError, refusal
+from proxy.egress.flows import header_list, mitm_headers, same_target
 from proxy.egress.release import EgressAuditor, release_budget
 from proxy.fieldsetup import FieldRuntime
 from proxy.paths import unsafe_target
@@ -188,7 +189,7 @@ class EgressAddon:
             code = "upstream_certificate" if "certificate" in upstream_error.lower() else None
             raise EgressError(code or "upstream_unavailable", "third party not reachable")
         host, port = request.host.lower(), request.port
-        _same_target(flow, host)
+        same_target(flow, host)
         if "upgrade" in request.headers:
             raise EgressError("upgrade_refused")
         if (why := unsafe_target(request.path)) is not None:
@@ -206,14 +207,14 @@ class EgressAddon:
         rules = route.request
         if rules is not None:
             message = Message(
-                headers=_header_list(request.headers),
+                headers=header_list(request.headers),
                 body=body if rules.needs_body else b"",
                 query=query,
                 limit=route.max_body,
             )
             with release_budget(route.max_values):
                 out = await rules.apply(message, self._context(call, "request"))
-            request.headers = _headers(out.headers)
+            request.headers = mitm_headers(out.headers)
             if out.query != query:
                 request.path = f"{path}?{out.query}" if out.query else path
             if out.body_changed:
@@ -240,12 +241,12 @@ class EgressAddon:
         if len(body) > call.route.max_body:
             raise EgressError("bad_gateway", "the third party's answer is over the route's limit")
         message = Message(
-            headers=_header_list(answer.headers),
+            headers=header_list(answer.headers),
             body=body if needs_body else b"",
             limit=call.route.max_body,
         )
         out = await rules.apply(message, self._context(call, "response"))
-        answer.headers = _headers(out.headers)
+        answer.headers = mitm_headers(out.headers)
         if out.body_changed:
             answer.raw_content = out.body
             for name in (*_BODY_DIGESTS, "ETag", "Last-Modified"):
@@ -272,40 +273,6 @@ class EgressAddon:
             request_id=call.request_id,
             tenant=call.route.tenant,
         )
-
-
-def _same_target(flow: http.HTTPFlow, host: str) -> None:
-    """The Host header and TLS server name, when present, are the CONNECT target."""
-    sni = flow.client_conn.sni
-    if sni is not None and sni.lower().rstrip(".") != host:
-        raise EgressError("misdirected_request", "TLS server name is not the CONNECT target")
-    header = flow.request.host_header
-    if header is not None and _authority_host(header) != host:
-        raise EgressError("misdirected_request", "Host header is not the CONNECT target")
-
-
-def _authority_host(authority: str) -> str:
-    """The host part of ``host[:port]`` / ``[v6][:port]``, lowercased."""
-    authority = authority.strip().lower()
-    if authority.startswith("["):
-        return authority[1 : authority.find("]")] if "]" in authority else authority
-    return authority.rsplit(":", 1)[0].rstrip(".") if ":" in authority else authority.rstrip(".")
-
-
-def _header_list(headers: http.Headers) -> HeaderList:
-    return tuple(
-        (k.decode("utf-8", "surrogateescape"), v.decode("utf-8", "surrogateescape"))
-        for k, v in headers.fields
-    )
-
-
-def _headers(pairs: HeaderList) -> http.Headers:
-    return http.Headers(
-        [
-            (k.encode("utf-8", "surrogateescape"), v.encode("utf-8", "surrogateescape"))
-            for k, v in pairs
-        ]
-    )
 
 
 def _audit_down() -> EgressError:
