@@ -18,9 +18,15 @@ sealed answer. Per pool size (1 worker, then 2):
 - ``load``: ``--concurrency`` messages in flight for ``--duration`` seconds:
   messages (jobs) per second, p50 and p99 under that load.
 
+Both are split over ``--rounds`` rounds with the pool sizes interleaved round
+by round (a fresh pool each round, attested before it is timed), so load
+from other processes lands on both sizes alike.
+
 Every answer is checked (each value comes back as itself, accepted), so a
-failing pool cannot post a fast time. The foreign-load column is the CPU of
-processes other than the benchmark's, in percent of one core (bench.cpu).
+failing pool cannot post a fast time. Under load, the CPU of each part is
+shown in percent of one core: this process (the gateway side), the KMS and
+the workers together; the foreign-load column is the CPU of processes other
+than the benchmark's (bench.cpu).
 Numbers are per machine: compare the rows of one run.
 """
 
@@ -36,7 +42,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import cast
 
@@ -89,6 +95,9 @@ class Row:
     jobs_per_s: float
     load_p50_ms: float
     load_p99_ms: float
+    gateway_cpu_pct: float  # this process: the pool, the runner and the action
+    kms_cpu_pct: float
+    workers_cpu_pct: float  # both worker processes together
     foreign_pct: float
 
 
@@ -189,9 +198,50 @@ async def one(action: Tee, runner: JobRunner, n: int, batch: int) -> float:
     return elapsed
 
 
-async def measure_pool(
-    config: TeeConfig, shared: Path, args: argparse.Namespace, sessions: list[int]
-) -> Row:
+@dataclass(slots=True)
+class Tally:
+    """One pool size's raw measurements, accumulated over rounds."""
+
+    workers: int
+    rt: list[float] = field(default_factory=list)
+    load: list[float] = field(default_factory=list)
+    load_wall: float = 0.0
+    busy: list[float] = field(default_factory=list)  # foreign load per round
+    cpu_s: dict[str, float] = field(default_factory=dict)  # under load: gateway, kms, workers
+
+    def row(self) -> Row:
+        return Row(
+            workers=self.workers,
+            calls=len(self.rt),
+            rt_p50_ms=round(1000 * statistics.median(self.rt), 2),
+            rt_p99_ms=round(1000 * percentile(self.rt, 99), 2),
+            load_messages=len(self.load),
+            jobs_per_s=round(len(self.load) / self.load_wall, 1),
+            load_p50_ms=round(1000 * statistics.median(self.load), 2),
+            load_p99_ms=round(1000 * percentile(self.load, 99), 2),
+            gateway_cpu_pct=self._pct("gateway"),
+            kms_cpu_pct=self._pct("kms"),
+            workers_cpu_pct=self._pct("workers"),
+            foreign_pct=round(statistics.mean(self.busy), 1),
+        )
+
+    def _pct(self, who: str) -> float:
+        return round(100 * self.cpu_s.get(who, 0.0) / self.load_wall, 1)
+
+
+def cpu_by_part(kms: int, workers: Sequence[int]) -> dict[str, float]:
+    """CPU seconds so far of this process (the gateway side), the KMS and the workers."""
+    return {
+        "gateway": time.process_time(),
+        "kms": cpu.sessions_cpu_s([kms]),
+        "workers": cpu.sessions_cpu_s(workers),
+    }
+
+
+async def measure_round(
+    config: TeeConfig, shared: Path, args: argparse.Namespace, sessions: list[int], tally: Tally
+) -> None:
+    """One round for one pool size: sequential calls, then load; added to ``tally``."""
     action = Tee()
     action.configure({"job": "card_check", "accept": {"valid": True}})
     async with open_tee(config, data_dir=shared, audit=SchemaAudit()) as tee:
@@ -201,30 +251,23 @@ async def measure_pool(
         for n in range(args.warmup):
             await one(action, runner, n, args.batch)
         before = cpu.sample(sessions)
-        rt = [await one(action, runner, n, args.batch) for n in range(args.calls)]
-        latencies: list[float] = []
-        deadline = time.monotonic() + args.duration
+        calls = max(1, args.calls // args.rounds)
+        tally.rt += [await one(action, runner, n, args.batch) for n in range(calls)]
+        deadline = time.monotonic() + args.duration / args.rounds
         counter = iter(range(10**9))
 
         async def client() -> None:
             while time.monotonic() < deadline:
-                latencies.append(await one(action, runner, next(counter), args.batch))
+                tally.load.append(await one(action, runner, next(counter), args.batch))
 
+        kms, *workers = sessions
+        parts = cpu_by_part(kms, workers)
         started = time.monotonic()
         await asyncio.gather(*(client() for _ in range(args.concurrency)))
-        wall = time.monotonic() - started
-        foreign = cpu.share(before, cpu.sample(sessions)).foreign_pct
-    return Row(
-        workers=len(config.workers),
-        calls=len(rt),
-        rt_p50_ms=round(1000 * statistics.median(rt), 2),
-        rt_p99_ms=round(1000 * percentile(rt, 99), 2),
-        load_messages=len(latencies),
-        jobs_per_s=round(len(latencies) / wall, 1),
-        load_p50_ms=round(1000 * statistics.median(latencies), 2),
-        load_p99_ms=round(1000 * percentile(latencies, 99), 2),
-        foreign_pct=round(foreign, 1),
-    )
+        tally.load_wall += time.monotonic() - started
+        for who, used in cpu_by_part(kms, workers).items():
+            tally.cpu_s[who] = tally.cpu_s.get(who, 0.0) + used - parts[who]
+        tally.busy.append(cpu.share(before, cpu.sample(sessions)).foreign_pct)
 
 
 def parse(argv: Sequence[str] | None) -> argparse.Namespace:
@@ -234,12 +277,19 @@ def parse(argv: Sequence[str] | None) -> argparse.Namespace:
     p.add_argument("--duration", type=float, default=8.0, help="seconds of load per pool size")
     p.add_argument("--concurrency", type=int, default=16, help="messages in flight under load")
     p.add_argument("--batch", type=int, default=1, help="card numbers per message")
+    p.add_argument("--rounds", type=int, default=4, help="rounds, pool sizes interleaved")
+    p.add_argument(
+        "--quiet-wait",
+        type=float,
+        default=10.0,
+        help="before each round, wait up to this long for other processes to use < 25%% of a core",
+    )
     p.add_argument("--quick", action="store_true", help="100 calls, 3 s of load")
     p.add_argument("--keep", action="store_true", help="keep the work dir (configs, logs)")
     p.add_argument("--out", type=Path, default=REPO / "bench" / "results", help="JSON goes here")
     args = p.parse_args(argv)
     if args.quick:
-        args.calls, args.duration, args.warmup = 100, 3.0, 10
+        args.calls, args.duration, args.warmup, args.rounds = 100, 3.0, 10, 2
     return args
 
 
@@ -259,7 +309,6 @@ def _run(args: argparse.Namespace) -> int:
     shared = work / "shared"
     load_or_create_key(shared)
     bundle = demo_bundle()
-    rows: list[Row] = []
     with Servers(work) as servers:
         kms_url, admin, gateway = start_kms(servers, work, shared)
         asyncio.run(register(kms_url, admin, ("tee-1", "tee-2"), bundle))
@@ -267,8 +316,8 @@ def _run(args: argparse.Namespace) -> int:
         credential = shared / "kms.credential"
         credential.write_text(gateway)
         credential.chmod(0o600)
-        for n in (1, 2):
-            config = TeeConfig.model_validate(
+        configs = [
+            TeeConfig.model_validate(
                 {
                     "kms": {"url": kms_url, "credential_file": str(credential)},
                     "workers": [
@@ -278,17 +327,28 @@ def _run(args: argparse.Namespace) -> int:
                     "sim_key": str(shared / KEY_FILE),
                 }
             )
-            rows.append(asyncio.run(measure_pool(config, shared, args, servers.session_ids())))
-    print(f"tee action, batch {args.batch}, {args.concurrency} in flight under load")
+            for n in (1, 2)
+        ]
+        tallies = [Tally(workers=len(c.workers)) for c in configs]
+        for _ in range(args.rounds):  # interleaved: other load lands on both sizes alike
+            for config, tally in zip(configs, tallies, strict=True):
+                cpu.wait_quiet(servers.session_ids(), below_pct=25.0, max_wait_s=args.quiet_wait)
+                asyncio.run(measure_round(config, shared, args, servers.session_ids(), tally))
+        rows = [t.row() for t in tallies]
     print(
-        "| workers | calls | rt p50 ms | rt p99 ms | load msgs | jobs/s "
-        "| load p50 ms | load p99 ms | foreign % |"
+        f"tee action, batch {args.batch}, {args.concurrency} in flight under load, "
+        f"{args.rounds} interleaved rounds"
     )
-    print("| --- | --- | --- | --- | --- | --- | --- | --- | --- |")
+    print(
+        "| workers | calls | rt p50 ms | rt p99 ms | load msgs | jobs/s | load p50 ms "
+        "| load p99 ms | cpu % gateway | cpu % kms | cpu % workers | foreign % |"
+    )
+    print("| --- " * 12 + "|")
     for r in rows:
         print(
             f"| {r.workers} | {r.calls} | {r.rt_p50_ms} | {r.rt_p99_ms} | {r.load_messages} "
-            f"| {r.jobs_per_s} | {r.load_p50_ms} | {r.load_p99_ms} | {r.foreign_pct} |"
+            f"| {r.jobs_per_s} | {r.load_p50_ms} | {r.load_p99_ms} | {r.gateway_cpu_pct} "
+            f"| {r.kms_cpu_pct} | {r.workers_cpu_pct} | {r.foreign_pct} |"
         )
     args.out.mkdir(parents=True, exist_ok=True)
     out = args.out / f"tee-{time.strftime('%Y%m%dT%H%M%S')}.json"

@@ -47,6 +47,7 @@ def test_a_tiny_run_prints_and_writes_both_pool_sizes(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     argv = ["--calls", "3", "--warmup", "1", "--duration", "0.3", "--concurrency", "2"]
+    argv += ["--rounds", "1", "--quiet-wait", "0"]
     assert bench.main([*argv, "--out", str(tmp_path)]) == 0
     printed = capsys.readouterr().out
     assert "| workers | calls |" in printed
