@@ -41,6 +41,7 @@ _BUILTIN: dict[str, tuple[KeyKind, int | None, int | None]] = {
     "session-signing": (KeyKind.SIGNING, 30, None),
     "upstream-signing": (KeyKind.SIGNING, 90, None),
     "mfa-secrets": (KeyKind.AEAD, 365, 2**31),
+    "egress-ca": (KeyKind.AEAD, 365, 2**31),
     "audit-checkpoint": (KeyKind.SIGNING, 365, None),
 }
 BUILTIN_PURPOSES = tuple(_BUILTIN)

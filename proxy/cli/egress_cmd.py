@@ -75,7 +75,7 @@ def ca(config_path: Path, actor: str) -> None:
 
 async def _ca_pem(config_path: Path, actor: str) -> bytes:
     from kms_client.secrets import WrappedSecrets
-    from proxy.egress.ca import load_or_create_ca
+    from proxy.egress.ca import CA_PURPOSE, load_or_create_ca
     from proxy.keysetup import audited_keys
 
     gf = await asyncio.to_thread(load_gateway_file, config_path)
@@ -89,7 +89,7 @@ async def _ca_pem(config_path: Path, actor: str) -> bytes:
         shares=lambda: collect_shares(()),
     ) as (audit_log, manager):
         relay_ca = await load_or_create_ca(
-            WrappedSecrets(manager),
+            WrappedSecrets(manager, purpose=CA_PURPOSE),
             common_name=gf.gateway.egress.ca_common_name,
             audit=audit_log,
             actor=actor,

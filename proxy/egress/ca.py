@@ -2,8 +2,9 @@
 
 Rules:
 - The CA is one record, ``egress/ca``, of the keyring store's wrapped
-  secrets (:class:`kms_client.secrets.WrappedSecrets`, the keyring's purpose
-  for secrets the gateway must read back): the PKCS#8 private key and the
+  secrets (:class:`kms_client.secrets.WrappedSecrets`) under its own aead
+  purpose ``egress-ca`` (:data:`CA_PURPOSE`; destroying another purpose's keys
+  never touches it): the PKCS#8 private key and the
   certificate, as PEM, encrypted together under the purpose's primary key
   with the record name bound as context. Every replica sharing the keyring
   store gets the same CA; ``tokengate keys rewrap`` moves it to a new
@@ -34,6 +35,7 @@ from kms_client.audit_port import Auditor
 from kms_client.secrets import WrappedSecrets
 from tokengate.errors import GatewayError
 
+CA_PURPOSE = "egress-ca"  # the keyring purpose the CA record is encrypted under
 RECORD = "egress/ca"
 KEY_SIZE = 3072
 VALIDITY = dt.timedelta(days=5 * 365)

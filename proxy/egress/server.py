@@ -26,7 +26,7 @@ from kms_client.manager import KeyManager
 from kms_client.secrets import WrappedSecrets
 from proxy.cli.gatewayfile import GatewayFile, load_gateway_file
 from proxy.egress.addon import EgressAddon
-from proxy.egress.ca import RelayCa, load_or_create_ca
+from proxy.egress.ca import CA_PURPOSE, RelayCa, load_or_create_ca
 from proxy.egress.clients import ClientTable
 from proxy.egress.compile import EgressTable, load_egress
 from proxy.egress.relay import Relay, RelaySettings
@@ -108,7 +108,10 @@ async def open_egress(
             )
         )
         ca = await load_or_create_ca(
-            WrappedSecrets(keys), common_name=egress.ca_common_name, audit=audit_log, actor="egress"
+            WrappedSecrets(keys, purpose=CA_PURPOSE),
+            common_name=egress.ca_common_name,
+            audit=audit_log,
+            actor="egress",
         )
         await asyncio.to_thread(settings.dhparam.parent.mkdir, parents=True, exist_ok=True)
         addon = EgressAddon(

@@ -9,7 +9,7 @@ import pytest
 from cryptography import x509
 
 from kms_client.secrets import WrappedSecrets
-from proxy.egress.ca import RECORD, CaError, RelayCa, load_or_create_ca
+from proxy.egress.ca import CA_PURPOSE, RECORD, CaError, RelayCa, load_or_create_ca
 from tests.kms_client.support import RecordingAuditor, open_manager
 
 NOW = dt.datetime(2030, 1, 1, tzinfo=dt.UTC)
@@ -47,7 +47,7 @@ async def test_made_once_stored_wrapped_and_audited(tmp_path: Path) -> None:
     auditor = RecordingAuditor()
     manager = await open_manager(tmp_path, auditor)
     try:
-        secrets = WrappedSecrets(manager)
+        secrets = WrappedSecrets(manager, purpose=CA_PURPOSE)
         first = await load_or_create_ca(
             secrets, common_name="relay", audit=auditor, actor="test", now=NOW
         )
@@ -61,6 +61,8 @@ async def test_made_once_stored_wrapped_and_audited(tmp_path: Path) -> None:
         ]
         stored = await manager.store.secret_get(secrets.purpose, RECORD)
         assert stored is not None
+        assert secrets.purpose == "egress-ca"  # its own purpose, not the MFA secrets'
+        assert await manager.store.secret_get("mfa-secrets", RECORD) is None
         assert b"PRIVATE KEY" not in stored
         assert first.cert_pem not in stored
     finally:
