@@ -127,14 +127,18 @@ class MessageTransformer:
         out: list[list[_Hit]] = []
         for rule in self.rules:
             hits: list[_Hit] = []
+            wrong: list[tuple[str, object]] = []
             doc, found = _find(rule.selector, docs)
             for key, where, place, value in found:
                 if doc is None or value is None or (id(doc), key) in claimed:
                     continue
                 claimed.add((id(doc), key))
                 if not isinstance(value, _SCALAR):
-                    raise self._not_scalar(rule, value)
+                    wrong.append((str(where), value))
+                    continue
                 hits.append((doc, place, FieldValue(value, where)))
+            if wrong:  # name the first by path, so the error never depends on member order
+                raise self._not_scalar(rule, min(wrong, key=lambda w: w[0])[1])
             out.append(hits)
         return out
 

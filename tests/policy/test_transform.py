@@ -11,7 +11,7 @@ from typing import Any, ClassVar, cast
 
 import brotli  # type: ignore[import-untyped]
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from plugins.base import ActionContext, FieldResult, FieldValue, Scalar, Subject
@@ -571,6 +571,7 @@ async def _outcome(t: MessageTransformer, doc: object) -> tuple[str, object]:
 
 @settings(max_examples=60, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(documents)
+@example({"a": {"ssn": []}, "b": {"ssn": {}}})  # two wrong shapes: the error names one by path
 def test_decisions_do_not_depend_on_member_order(doc: object) -> None:
     t = transformer(("$.ssn", Verdict()), ("$..ssn", Verdict()), ("$.items[*].a", Verdict()))
 
