@@ -33,7 +33,7 @@ from proxy.authn.service import IssuedTokens, SessionService
 from proxy.errors import ProxyError
 from proxy.proof.digest import content_digest
 from proxy.proof.identity import Identity, IdentityMinter
-from proxy.proof.message_signature import RequestView, UpstreamSigner
+from proxy.proof.message_signature import UpstreamSigner
 
 log = logging.getLogger("tokengate.sessions")
 IDENTITY_HEADER = "Tokengate-Identity"
@@ -78,15 +78,16 @@ class Prover:
         headers[IDENTITY_HEADER] = self.minter.token(identity, audience=audience, now=now)
         if body is not None:
             headers["Content-Digest"] = content_digest(body)
-        view = RequestView.build(
+        signed = self.signer.sign_headers(
             method=method,
             authority=authority,
             target=target,
-            headers=headers.items(),
-            scheme="http",
+            headers=headers,
+            now=now,
+            streamed=body is None,
         )
-        signed = self.signer.sign(view, now=now, streamed=body is None)
-        headers.update(signed.as_dict())
+        headers["Signature-Input"] = signed.signature_input
+        headers["Signature"] = signed.signature
 
 
 @dataclass(slots=True)

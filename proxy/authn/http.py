@@ -15,6 +15,7 @@ Rules:
 
 from __future__ import annotations
 
+import functools
 import time
 from collections.abc import Iterable
 from urllib.parse import quote
@@ -40,10 +41,16 @@ def _normal(name: str) -> str:
     return name.lower().replace("_", "-")
 
 
+@functools.lru_cache(maxsize=16)
+def _banned(extra: tuple[str, ...]) -> frozenset[str]:
+    """The configured identity headers, normalised (once per configured tuple)."""
+    return frozenset(_normal(h) for h in extra)
+
+
 def strip_identity_headers(headers: CIMultiDict[str], extra: Iterable[str] = ()) -> None:
     """Remove every ``Tokengate-*`` and configured identity header, in any spelling."""
-    banned = {_normal(h) for h in extra}
-    doomed = {k for k in headers if _normal(k).startswith("tokengate-") or _normal(k) in banned}
+    banned = _banned(tuple(extra))
+    doomed = [k for k in headers if (n := _normal(k)).startswith("tokengate-") or n in banned]
     for name in doomed:
         headers.popall(name, None)
 

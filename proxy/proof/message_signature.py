@@ -21,11 +21,14 @@ covered); parameters ``created``, ``keyid``, ``alg="ed25519"``, ``nonce``, ``tag
 
 from __future__ import annotations
 
+import binascii
 import functools
 import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Final
+
+from multidict import CIMultiDict
 
 from proxy.auth.jose import EDDSA, SigningKey, b64url_encode
 from proxy.proof.structured import (
@@ -42,6 +45,8 @@ ALG_ED25519: Final = "ed25519"
 TAG_BUFFERED: Final = "tokengate"
 TAG_STREAM: Final = "tokengate-stream"
 UPSTREAM_COMPONENTS: Final = ("@method", "@authority", "@path", "@query", "tokengate-identity")
+_STREAMED_WITH_LENGTH: Final = (*UPSTREAM_COMPONENTS, "content-length")
+_BUFFERED: Final = (*UPSTREAM_COMPONENTS, "content-digest")
 _DEFAULT_PORTS: Final = {"http": "80", "https": "443"}
 _AUTHORITY: Final = re.compile(r"(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9\-._~!$&'()*+,;=%]+)(?::(\d{1,5}))?")
 
@@ -218,6 +223,39 @@ def sign(
     )
 
 
+@dataclass(frozen=True, slots=True)
+class _Layout:
+    """The constant text of one key's signatures over one covered set, built once.
+
+    Only ``created`` and ``nonce`` change from one request to the next; the
+    covered identifiers, ``keyid``, ``alg`` and ``tag`` are serialized here with
+    the generic serializer, so the per-request text equals
+    ``SignatureParams.serialized()`` byte for byte.
+    """
+
+    prefixes: tuple[str, ...]  # '"@method": ' and so on, one per component
+    inner: str  # '("@method" ...);created='
+    middle: str  # ';keyid="...";alg="ed25519";nonce="'
+    tail: str  # '";tag="..."'
+
+    @classmethod
+    def build(cls, components: tuple[str, ...], keyid: str, tag: str) -> _Layout:
+        labels = _component_labels(components)
+        middle = f";keyid={serialize_bare(keyid)};alg={serialize_bare(ALG_ED25519)};nonce="
+        return cls(
+            prefixes=tuple(f"{label}: " for label in labels),
+            inner=f"{_components_text(components)};created=",
+            middle=middle + '"',
+            tail=f'";tag={serialize_bare(tag)}',
+        )
+
+
+def _unsignable(values: Sequence[str]) -> bool:
+    """True if any value holds CR, LF or non-ASCII (the checks of RequestView.component)."""
+    joined = "".join(values)
+    return "\r" in joined or "\n" in joined or not joined.isascii()
+
+
 class UpstreamSigner:
     """Signs every forwarded request with the current upstream-signing key."""
 
@@ -228,9 +266,11 @@ class UpstreamSigner:
         random_bytes: Callable[[int], bytes],
         label: str = LABEL,
     ) -> None:
+        serialize_dictionary({label: Item(True)})  # refuses a label that is not an sf-key
         self._signer = signer
         self._random = random_bytes
         self._label = label
+        self._layouts: dict[tuple[str, tuple[str, ...], str], _Layout] = {}
 
     def sign(self, message: RequestView, *, now: float, streamed: bool) -> SignatureHeaders:
         """Signature fields for a request whose view already holds the identity field.
@@ -239,20 +279,85 @@ class UpstreamSigner:
         Streamed: ``content-length`` is covered when present, and the tag says
         the body is not covered.
         """
-        components: Sequence[str]
+        components, tag = self._covered(message.fields, streamed=streamed)
+        return self._sign([message.component(c) for c in components], components, tag, now=now)
+
+    def sign_headers(
+        self,
+        *,
+        method: str,
+        authority: str,
+        target: str,
+        headers: CIMultiDict[str],
+        now: float,
+        streamed: bool,
+        scheme: str = "http",
+    ) -> SignatureHeaders:
+        """:meth:`sign` of ``RequestView.build(...)`` of the same request, without the view.
+
+        The forwarder's path: only the covered fields are read from ``headers``
+        (case-insensitively, several lines joined as RFC 9421 says), and the
+        upstream's authority is normalised once per value.
+        """
+        if not target.startswith("/"):
+            raise ValueError("signature: target must be in origin form")
+        components, tag = self._covered(headers, streamed=streamed)
+        path, _, query = target.partition("?")
+        values = [method, _authority_of(authority, scheme), path or "/", f"?{query}"]
+        for name in components[len(values) :]:
+            values.append(", ".join(v.strip(" \t") for v in headers.getall(name)))
+        if _unsignable(values):
+            raise ValueError("signature: component value is not signable")
+        return self._sign(values, components, tag, now=now)
+
+    @staticmethod
+    def _covered(fields: Mapping[str, object], *, streamed: bool) -> tuple[tuple[str, ...], str]:
+        """The covered components and the tag (see :meth:`sign`)."""
         if streamed:
-            extra = ("content-length",) if "content-length" in message.fields else ()
-            components, tag = (*UPSTREAM_COMPONENTS, *extra), TAG_STREAM
-        else:
-            if "content-digest" not in message.fields:
-                raise ValueError("signature: a buffered request needs its content-digest field")
-            components, tag = (*UPSTREAM_COMPONENTS, "content-digest"), TAG_BUFFERED
+            if "content-length" in fields:
+                return _STREAMED_WITH_LENGTH, TAG_STREAM
+            return UPSTREAM_COMPONENTS, TAG_STREAM
+        if "content-digest" not in fields:
+            raise ValueError("signature: a buffered request needs its content-digest field")
+        return _BUFFERED, TAG_BUFFERED
+
+    def _sign(
+        self, values: Sequence[str], components: tuple[str, ...], tag: str, *, now: float
+    ) -> SignatureHeaders:
+        """Sign the component ``values`` (in ``components`` order) with the current key."""
         key = self._signer()
-        params = SignatureParams(
-            components=tuple(components),
-            created=int(now),
-            keyid=key.kid,
-            nonce=b64url_encode(self._random(16)),
-            tag=tag,
+        layout = self._layout(key, components, tag)
+        params = "".join(
+            (
+                layout.inner,
+                str(int(now)),
+                layout.middle,
+                b64url_encode(self._random(16)),
+                layout.tail,
+            )
         )
-        return sign(message, params, key, label=self._label)
+        lines = [p + v for p, v in zip(layout.prefixes, values, strict=True)]
+        lines.append('"@signature-params": ' + params)
+        signature = key.sign("\n".join(lines).encode("ascii"))
+        return SignatureHeaders(
+            signature_input=f"{self._label}={params}",
+            signature=f"{self._label}=:{binascii.b2a_base64(signature, newline=False).decode()}:",
+        )
+
+    def _layout(self, key: SigningKey, components: tuple[str, ...], tag: str) -> _Layout:
+        """The layout for ``key``, which must be an Ed25519 key."""
+        if key.algorithm != EDDSA:
+            raise ValueError("signature: needs an Ed25519 key matching keyid")
+        cache_key = (key.kid, components, tag)
+        layout = self._layouts.get(cache_key)
+        if layout is None:
+            if len(self._layouts) >= 64:  # a few per key version; rotation adds some
+                self._layouts.clear()
+            layout = self._layouts[cache_key] = _Layout.build(components, key.kid, tag)
+        return layout
+
+
+@functools.lru_cache(maxsize=256)
+def _authority_of(authority: str, scheme: str) -> str:
+    """normalise_authority, once per upstream (the value comes from config, not clients)."""
+    return normalise_authority(authority, scheme)

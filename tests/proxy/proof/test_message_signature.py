@@ -16,10 +16,11 @@ from http_message_signatures import (
     MappingKeyResolver,
     algorithms,
 )
+from multidict import CIMultiDict
 
 from kms_client.rng import random_bytes
 from kms_client.signing import KeySigner
-from proxy.auth.jose import LocalSigningKey
+from proxy.auth.jose import HmacKey, LocalSigningKey
 from proxy.proof.digest import content_digest
 from proxy.proof.message_signature import (
     RequestView,
@@ -315,6 +316,92 @@ def test_with_a_keyring_signer() -> None:
     assert (
         MessageVerifier(keys={key.kid: public}).verify(view, now=1000, body=BODY).keyid == key.kid
     )
+
+
+def _fixed_signer(key: LocalSigningKey | KeySigner = KEY) -> UpstreamSigner:
+    """A signer whose nonce is fixed, so two signing paths can be compared byte for byte."""
+    return UpstreamSigner(signer=lambda: key, random_bytes=lambda n: b"\x07" * n)
+
+
+@pytest.mark.parametrize(
+    ("headers", "target", "streamed"),
+    [
+        (_forwarded(), "/api/pay?x=1", False),
+        ([h for h in _forwarded() if h[0] != "Content-Digest"], "/api/pay?x=1", True),
+        (_forwarded(body=None), "/", True),
+        (_forwarded(body=None), "/a%20b/c?", True),
+        (
+            [("TOKENGATE-IDENTITY", " a.b.c "), ("content-length", "5"), ("X-Other", "1")],
+            "/p?q=%2B",
+            True,
+        ),
+        ([*_forwarded(), ("Content-Digest", "sha-512=:AA==:")], "/two-digest-lines", False),
+    ],
+    ids=["buffered", "streamed-length", "streamed-bare", "empty-query", "case", "two-lines"],
+)
+def test_sign_headers_equals_signing_the_view(
+    headers: list[tuple[str, str]], target: str, streamed: bool
+) -> None:
+    """The forwarder's path signs exactly what RequestView + the generic sign() would."""
+    signer = _fixed_signer()
+    fast = signer.sign_headers(
+        method="POST",
+        authority="Backend.Internal:80",
+        target=target,
+        headers=CIMultiDict(headers),
+        now=1_700_000_000.7,
+        streamed=streamed,
+    )
+    view = RequestView.build(
+        method="POST",
+        authority="Backend.Internal:80",
+        target=target,
+        headers=headers,
+        scheme="http",
+    )
+    assert fast == signer.sign(view, now=1_700_000_000.7, streamed=streamed)
+    components = ("@method", "@authority", "@path", "@query", "tokengate-identity")
+    covered = ("content-length",) if "content-length" in view.fields else ()
+    params = SignatureParams(
+        components=(*components, *(covered if streamed else ("content-digest",))),
+        created=1_700_000_000,
+        keyid=KEY.kid,
+        nonce="BwcHBwcHBwcHBwcHBwcHBw",
+        tag="tokengate-stream" if streamed else "tokengate",
+    )
+    assert fast == sign(view, params, KEY)
+
+
+def test_sign_headers_refuses_what_the_view_refuses() -> None:
+    signer = _fixed_signer()
+    good = CIMultiDict(_forwarded(body=None))
+
+    def attempt(target: str = "/", headers: CIMultiDict[str] = good, streamed: bool = True) -> None:
+        signer.sign_headers(
+            method="GET",
+            authority="backend.internal",
+            target=target,
+            headers=headers,
+            now=1,
+            streamed=streamed,
+        )
+
+    attempt()
+    with pytest.raises(ValueError, match="origin form"):
+        attempt("http://e.com/")
+    with pytest.raises(ValueError, match="not signable"):
+        attempt("/caf\u00e9")
+    with pytest.raises(ValueError, match="not signable"):
+        attempt(headers=CIMultiDict([*good.items(), ("Content-Length", "1\r\n")]))
+    with pytest.raises(KeyError):
+        attempt(headers=CIMultiDict([("Content-Length", "1")]))
+    with pytest.raises(ValueError, match="content-digest"):
+        attempt(streamed=False)
+    hmac_key = LocalSigningKey.hs256(HmacKey(b"k" * 32), KEY.kid)
+    with pytest.raises(ValueError, match="Ed25519"):
+        _fixed_signer(hmac_key).sign_headers(
+            method="GET", authority="b", target="/", headers=good, now=1, streamed=True
+        )
 
 
 # -- interoperability with http_message_signatures ---------------------------------
