@@ -18,6 +18,7 @@ must see a broken message, never a clean end of a truncated body.
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass
@@ -28,7 +29,7 @@ from aiohttp import web
 from multidict import CIMultiDict
 
 from proxy.errors import ProxyError
-from proxy.headers import ClientView, set_forwarding, strip_hop_by_hop
+from proxy.headers import FORWARDING, ClientView, set_forwarding, strip_hop_by_hop
 
 log = logging.getLogger("tokengate.forward")
 CHUNK = 64 * 1024
@@ -129,15 +130,20 @@ class LimitedBody:
             yield chunk
 
 
+# Dropped from the client's headers: replaced below (forwarding headers by set_forwarding).
+_REQUEST_DROP = ("Host", "Expect", "Content-Length", *FORWARDING)
+
+
 def upstream_headers(request: web.Request, plan: ForwardPlan) -> CIMultiDict[str]:
     """The request headers as the upstream sees them."""
-    out = strip_hop_by_hop(request.headers, drop=("Host", "Expect", "Content-Length"))
+    out = strip_hop_by_hop(request.headers, drop=_REQUEST_DROP)
     out["Host"] = plan.upstream_host
     view = ClientView(peer=request.remote, scheme=request.scheme, host=request.host)
     set_forwarding(out, request.headers, view, trusted=plan.trusted_peer)
     out["X-Request-ID"] = plan.request_id
-    if request.content_length is not None:
-        out["Content-Length"] = str(request.content_length)
+    length = request.content_length
+    if length is not None:
+        out["Content-Length"] = str(length)
     return out
 
 
@@ -145,11 +151,18 @@ def _response_headers(up: aiohttp.ClientResponse) -> CIMultiDict[str]:
     return strip_hop_by_hop(up.headers, drop=("Content-Length",))
 
 
+@functools.lru_cache(maxsize=64)
+def _timeout(connect: float, read: float) -> aiohttp.ClientTimeout:
+    """The client timeouts of a route (immutable: one object per distinct pair)."""
+    return aiohttp.ClientTimeout(total=None, sock_connect=connect, connect=connect, sock_read=read)
+
+
 async def forward(
     request: web.Request, session: aiohttp.ClientSession, plan: ForwardPlan
 ) -> web.StreamResponse:
     """Send ``request`` upstream per ``plan`` and stream the answer to the client."""
-    if request.content_length is not None and request.content_length > plan.body_limit:
+    declared = request.content_length
+    if declared is not None and declared > plan.body_limit:
         raise ProxyError("payload_too_large", "declared content-length over the route limit")
     body = LimitedBody(request.content, plan.body_limit) if request.body_exists else None
     headers = upstream_headers(request, plan)
@@ -168,12 +181,7 @@ async def forward(
         # Field-rule routes are buffered routes: their proof covers the body's digest.
         signed = b"" if buffered is None and plan.filter is not None else buffered
         plan.hooks.prepare(headers, method=request.method, target=target, body=signed)
-    timeout = aiohttp.ClientTimeout(
-        total=None,
-        sock_connect=plan.connect_timeout,
-        connect=plan.connect_timeout,
-        sock_read=plan.read_timeout,
-    )
+    timeout = _timeout(plan.connect_timeout, plan.read_timeout)
     try:
         async with session.request(
             request.method,

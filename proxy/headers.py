@@ -14,6 +14,7 @@ Rules:
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 import re
 import secrets
@@ -55,8 +56,16 @@ def strip_hop_by_hop(
     headers: CIMultiDictProxy[str] | CIMultiDict[str], *, drop: Iterable[str] = ()
 ) -> CIMultiDict[str]:
     """A copy without hop-by-hop headers, those listed in Connection, and ``drop``."""
-    banned = HOP_BY_HOP | connection_listed(headers) | {d.lower() for d in drop}
-    return CIMultiDict((k, v) for k, v in headers.items() if k.lower() not in banned)
+    banned = _banned(tuple(drop))
+    if "Connection" in headers:
+        banned = banned | connection_listed(headers)
+    return CIMultiDict([(k, v) for k, v in headers.items() if k.lower() not in banned])
+
+
+@functools.lru_cache(maxsize=32)
+def _banned(drop: tuple[str, ...]) -> frozenset[str]:
+    """HOP_BY_HOP plus ``drop``, lower-cased (callers pass a few constant tuples)."""
+    return HOP_BY_HOP | {d.lower() for d in drop}
 
 
 def is_trusted(peer: str | None, trusted: Sequence[IPNetwork]) -> bool:

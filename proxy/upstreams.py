@@ -10,10 +10,9 @@ once the requests still using it have finished.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import ssl
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 import aiohttp
@@ -61,6 +60,29 @@ def _new_session(up: Upstream) -> aiohttp.ClientSession:
     )
 
 
+class _Lease:
+    """One request's use of a pooled session: counted, so a retired pool closes when idle.
+
+    A plain class rather than ``asynccontextmanager``: it runs once per request.
+    """
+
+    __slots__ = ("_pooled",)
+
+    def __init__(self, pooled: _Pooled) -> None:
+        self._pooled = pooled
+
+    async def __aenter__(self) -> tuple[aiohttp.ClientSession, Upstream]:
+        pooled = self._pooled
+        pooled.users += 1
+        return pooled.session, pooled.config
+
+    async def __aexit__(self, *exc: object) -> None:
+        pooled = self._pooled
+        pooled.users -= 1
+        if pooled.retired and pooled.users == 0:
+            pooled.idle.set()
+
+
 class UpstreamPool:
     """Client sessions by upstream name."""
 
@@ -95,17 +117,9 @@ class UpstreamPool:
         await pooled.session.close()
         self._retired.pop(id(pooled), None)
 
-    @contextlib.asynccontextmanager
-    async def use(self, name: str) -> AsyncIterator[tuple[aiohttp.ClientSession, Upstream]]:
-        """Borrow the session of ``name`` for one request."""
-        pooled = self._pools[name]
-        pooled.users += 1
-        try:
-            yield pooled.session, pooled.config
-        finally:
-            pooled.users -= 1
-            if pooled.retired and pooled.users == 0:
-                pooled.idle.set()
+    def use(self, name: str) -> _Lease:
+        """Borrow the session of ``name`` for one request (``async with``)."""
+        return _Lease(self._pools[name])
 
     async def close(self) -> None:
         """Close every session (shutdown), retired ones still draining included."""

@@ -29,3 +29,18 @@ async def test_reload_keeps_unchanged_upstream_sessions_and_closes_retired_ones(
     assert closed(session_b)  # closed once its last request finished
     await pool.close()
     assert closed(session_a)
+
+
+async def test_a_request_that_fails_still_returns_its_lease() -> None:
+    pool = UpstreamPool()
+    pool.update({"b": Upstream(url="http://127.0.0.1:2")})
+    try:
+        async with pool.use("b") as (session_b, _):
+            pool.update({})  # b retired while the failing request uses it
+            raise RuntimeError("the request failed")
+    except RuntimeError:
+        pass
+    await asyncio.sleep(0)
+    await asyncio.sleep(0)
+    assert closed(session_b)
+    await pool.close()
