@@ -681,7 +681,17 @@ declare(
 
 _KMS_OP = text(
     required=True,
-    choices={"challenge", "attest", "grant", "release", "revoke", "register", "retire", "read"},
+    choices={
+        "challenge",
+        "attest",
+        "grant",
+        "release",
+        "revoke",
+        "register",
+        "retire",
+        "read",
+        "root",  # the remote-root routes' authentication and role check
+    },
 )
 
 declare(

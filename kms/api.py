@@ -148,6 +148,10 @@ class BrokerRoutes:
 
     # ---- helpers ----
 
+    async def root_caller(self, request: web.Request) -> Caller:
+        """The caller of a remote-root route (role gateway); 401/403 audited like the rest."""
+        return await self._caller(request, GATEWAY, "root")
+
     async def _caller(self, request: web.Request, roles: frozenset[str], op: str) -> Caller:
         """The authenticated caller holding one of ``roles``; refusals are audited."""
         try:

@@ -16,7 +16,7 @@ from collections.abc import Callable
 from aiohttp import web
 
 from kms.api import BrokerRoutes
-from kms.auth import CREDENTIALS, CredentialTable, authenticate
+from kms.auth import CREDENTIALS, CredentialTable
 from kms.middleware import error_response, json_errors
 from kms.root_api import add_root_routes
 from kms.root_service import RootService
@@ -34,7 +34,7 @@ def build_app(
     app[CREDENTIALS] = credentials
     routes.add_to(app)
     if root is not None:
-        add_root_routes(app, root, authenticate)
+        add_root_routes(app, root, routes.root_caller)  # 401/403 audited as kms.refuse
 
     async def healthz(_: web.Request) -> web.StreamResponse:
         return web.json_response({"status": "ok"})

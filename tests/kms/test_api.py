@@ -450,8 +450,9 @@ async def test_registry_crud_and_roles(kms: Kms) -> None:
         ("POST", "/v1/tees/w1/retire", "gateway"),
         ("POST", "/v1/broker/grants", "admin"),
         ("POST", "/v1/broker/revoke", "admin"),
+        ("POST", "/v1/root/random", "admin"),
     ],
-    ids=["register", "retire", "grants", "revoke"],
+    ids=["register", "retire", "grants", "revoke", "root"],
 )
 async def test_wrong_role_is_403(kms: Kms, method: str, path: str, role: str) -> None:
     token = kms.gateway if role == "gateway" else kms.admin
@@ -478,6 +479,8 @@ async def test_no_or_bad_credential_is_401(kms: Kms, method: str, path: str) -> 
     for token in (None, "tgk_" + "a" * 52, "not-a-credential"):
         reply = await kms.call(method, path, {}, token=token)
         assert (reply.status, reply.body["error"]) == (401, "unauthorized")
+    refusals = kms.audit_events("kms.refuse")[-3:]
+    assert [e["fields"]["code"] for e in refusals] == ["unauthorized"] * 3
 
 
 async def test_one_credential_with_both_roles(kms: Kms) -> None:
