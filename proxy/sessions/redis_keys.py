@@ -14,11 +14,11 @@ Keys (``P`` is the configured prefix; ``{...}`` is a Redis Cluster hash tag):
 - ``P{f:<digest>}:n`` / ``P{f:<digest>}:lock``: failure counter and lockout.
 
 The per-request check reads ``{s:..}``, ``{u:..}`` and ``{all}``: on a single
-server or Sentinel that is one pipeline; on a Cluster the pipeline is split by
-node and sent to all of them concurrently (one round trip per node, in
-parallel). Times are the gateway's clock, passed in; Redis TTLs only collect
-garbage (a minute after an entry can last matter), so semantics never depend on
-the server's clock.
+server or Sentinel that is one script call (shared by the checks of one event-loop
+turn); on a Cluster a pipeline split by node and sent to all of them
+concurrently (one round trip per node, in parallel). Times are the gateway's
+clock, passed in; Redis TTLs only collect garbage (a minute after an entry can
+last matter), so semantics never depend on the server's clock.
 """
 
 from __future__ import annotations
@@ -70,20 +70,29 @@ local ends = math.min(tonumber(f_abs), tonumber(seen) + tonumber(f_idle))
 redis.call('PEXPIRE', KEYS[1], math.max(1, math.floor((ends - now) * 1000)) + tonumber(ARGV[#ARGV]))
 """
 
-# KEYS: session, user mark, epoch. The per-request revocation check as ONE command.
-# nil when the session hash has no sub; else ONE bulk string (a single reply parses
-# far cheaper than an array in redis-py's pure-Python parser):
-# "c\nseen\nabs\nidle\nmark\nepoch\nsub", absent values empty, the sub last because
-# only it may hold a newline. Not on a Cluster (the three keys' slots differ).
-CHECK: Final = """
-local f = redis.call('HMGET', KEYS[1], 'sub', 'c', 'seen', 'abs', 'idle')
-if not f[1] then return false end
+# KEYS: epoch, then (session, user mark) per check. The revocation checks of one
+# event-loop turn as ONE command (proxy.sessions.batch). One bulk string per check,
+# in order (one flat reply per check parses far cheaper than nested arrays in
+# redis-py's pure-Python parser): "" when the session hash has no sub, else
+# "c\nseen\nabs\nidle\nmark\nepoch\nsub", absent values empty, the sub last
+# because only it may hold a newline. Not on a Cluster (the keys' slots differ).
+CHECK_MANY: Final = """
+local epoch = redis.call('GET', KEYS[1]) or ''
 local out = {}
-for i = 2, 5 do out[i - 1] = f[i] or '' end
-out[5] = redis.call('GET', KEYS[2]) or ''
-out[6] = redis.call('GET', KEYS[3]) or ''
-out[7] = f[1]
-return table.concat(out, '\\n')
+for j = 2, #KEYS, 2 do
+  local f = redis.call('HMGET', KEYS[j], 'sub', 'c', 'seen', 'abs', 'idle')
+  if not f[1] then
+    out[#out + 1] = ''
+  else
+    local o = {}
+    for i = 2, 5 do o[i - 1] = f[i] or '' end
+    o[5] = redis.call('GET', KEYS[j + 1]) or ''
+    o[6] = epoch
+    o[7] = f[1]
+    out[#out + 1] = table.concat(o, '\\n')
+  end
+end
+return out
 """
 
 # KEYS: session. ARGV: now, slack_ms. Returns 1 written, 2 already newer, 0 missing or dead.

@@ -5,11 +5,12 @@ timeouts and ``WAIT``: :mod:`proxy.sessions.redis_io`. This module holds the
 session logic:
 
 - ``is_revoked`` is ONE round trip reading the session's clocks, the user's
-  mark and the global epoch: one ``EVAL`` answering one bulk string on a
-  single node or Sentinel (one command and one flat reply cost the client
-  far less CPU than a redis-py pipeline and its array replies), one
-  pipeline on a Cluster (the keys live in different slots; one concurrent
-  round trip per node).
+  mark and the global epoch: one ``EVAL`` answering one bulk string per
+  check on a single node or Sentinel (one command and flat replies cost the
+  client far less CPU than a redis-py pipeline and its nested replies),
+  shared by the checks of one event-loop turn (:mod:`proxy.sessions.batch`);
+  one pipeline on a Cluster (the keys live in different slots; one
+  concurrent round trip per node).
 - Refresh rotation, with its per-session lock: :mod:`proxy.sessions.redis_refresh`.
 - Revokes (one session, a user's mark, the epoch, a detected reuse) are
   replicated writes: with ``revoke_replicas`` > 0 (default 1 with Sentinel),
@@ -19,10 +20,13 @@ session logic:
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from redis.typing import EncodableT
 
 from proxy.sessions import redis_keys as lua
 from proxy.sessions import redis_replies as r
+from proxy.sessions.batch import CheckBatcher
 from proxy.sessions.codec import encode_identity
 from proxy.sessions.errors import SessionStoreUnavailable
 from proxy.sessions.model import NewSession, RefreshResult, Session, SessionGrant, is_sid
@@ -53,6 +57,9 @@ class RedisSessionStore(RedisGuards):
         super().__init__(RedisIO(target, s, replicas=replicas), RedisKeys(s.key_prefix))
         self._touch = TouchLimiter(s.touch_interval)
         self._refresh = RedisRefresh(self._io, self._keys, s, self.revoke)
+        self._checks: CheckBatcher[tuple[str, str], str] = CheckBatcher(
+            self._check_many, name="sessions-redis-check"
+        )
 
     @property
     def round_trips(self) -> int:
@@ -74,7 +81,8 @@ class RedisSessionStore(RedisGuards):
         await self._io.open()
 
     async def close(self) -> None:
-        """Close the connection pools."""
+        """Close the connection pools (after the checks in flight)."""
+        await self._checks.close()
         await self._io.close()
 
     async def create(self, grant: SessionGrant, *, now: float | None = None) -> NewSession:
@@ -188,19 +196,32 @@ class RedisSessionStore(RedisGuards):
                 lambda p: (p.hmget(keys[0], list(_CHECK_FIELDS)), p.get(keys[1]), p.get(keys[2])),
             )
             return (raw if isinstance(raw, list) else []), mark, epoch
-        found = await self._io.call("check", lambda c: c.eval(lua.CHECK, 3, *keys))
-        if found is None:
+        found = await self._checks.ask((keys[0], keys[1]))
+        if not found:
             return [], None, None  # no session
-        parts = r.text(found).split("\n", 6)
+        parts = found.split("\n", 6)
         if len(parts) != 7:
             raise SessionStoreUnavailable("sessions: unexpected redis reply")
         *clocks, mark_text, epoch_text, stored_sub = parts
         return [stored_sub, *clocks], mark_text or None, epoch_text or None
 
+    async def _check_many(self, checks: Sequence[tuple[str, str]]) -> list[str]:
+        """One EVAL for the (session, user mark) keys of a batch: one record text each."""
+        keys = [self._keys.epoch(), *(key for pair in checks for key in pair)]
+        reply = await self._io.call("check", lambda c: c.eval(lua.CHECK_MANY, len(keys), *keys))
+        if not isinstance(reply, list):
+            raise SessionStoreUnavailable("sessions: unexpected redis reply")
+        return [r.text(found) for found in reply]
+
     async def is_revoked(
         self, sid: str, sub: str, issued_at: float, *, now: float | None = None
     ) -> bool:
-        """ONE round trip: the session's clocks, the user's mark, the global epoch."""
+        """ONE round trip: the session's clocks, the user's mark, the global epoch.
+
+        On a single server or Sentinel the checks of one event-loop turn share
+        that round trip (:mod:`proxy.sessions.batch`: each still reads the store
+        after its request arrived).
+        """
         t, k = clock(now), self._keys
         if not is_sid(sid):
             return True

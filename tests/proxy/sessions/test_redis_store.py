@@ -61,6 +61,30 @@ async def test_is_revoked_sends_one_packet(shared: RedisSessionStore, wire: Wire
         assert shared.round_trips - before_count == 1
 
 
+async def test_concurrent_checks_share_one_packet_and_keep_their_own_answers(
+    shared: RedisSessionStore, wire: Wire
+) -> None:
+    """The checks of one loop turn go out as ONE command; each reads its own session."""
+    live = [(await shared.create(SessionGrant(sub=f"u{i}"), now=T0)).session for i in range(4)]
+    gone = (await shared.create(SessionGrant(sub="gone"), now=T0)).session
+    marked = (await shared.create(SessionGrant(sub="marked"), now=T0)).session
+    await shared.revoke(gone.sid)
+    await shared.revoke_user("marked", now=T0 + 0.5)  # the user's mark
+    await shared.is_revoked(live[0].sid, "u0", T0, now=T0)  # warm the pool
+    before_packets, before_count = len(wire), shared.round_trips
+    answers = await asyncio.gather(
+        *(shared.is_revoked(s.sid, s.sub, T0, now=T0 + 1) for s in live),
+        shared.is_revoked(gone.sid, "gone", T0, now=T0 + 1),
+        shared.is_revoked(marked.sid, "marked", T0, now=T0 + 1),
+        shared.is_revoked(live[1].sid, "someone-else", T0, now=T0 + 1),  # sub mismatch
+    )
+    assert answers == [False, False, False, False, True, True, True]
+    assert len(wire) - before_packets == 1
+    assert shared.round_trips - before_count == 1
+    await shared.revoke(live[3].sid)  # returns: the very next check sees it
+    assert await shared.is_revoked(live[3].sid, "u3", T0, now=T0 + 2)
+
+
 @pytest.fixture
 async def piped(redis_url: str, unique_prefix: str) -> AsyncIterator[RedisSessionStore]:
     """A second store on the same keys that takes the Cluster path (one pipeline)."""
