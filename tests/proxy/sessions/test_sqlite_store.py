@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import sqlite3
 import stat
 from collections.abc import AsyncIterator
@@ -108,3 +109,21 @@ async def test_purge_deletes_expired_rows(db: SqliteSessionStore, tmp_path: Path
     assert rows(path, "SELECT sid FROM tg_refresh_tokens") == [(keep.session.sid,)]
     assert revoked.session.sid != keep.session.sid
     assert await db.get(keep.session.sid, now=T0 + 2002) is not None
+
+
+async def test_concurrent_checks_share_one_thread_hop_and_keep_their_answers(
+    db: SqliteSessionStore,
+) -> None:
+    live = [(await db.create(SessionGrant(sub=f"u{i}"), now=T0)).session for i in range(3)]
+    gone = (await db.create(SessionGrant(sub="gone"), now=T0)).session
+    await db.revoke(gone.sid)
+    before = db.round_trips
+    answers = await asyncio.gather(
+        *(db.is_revoked(s.sid, s.sub, T0, now=T0 + 1) for s in live),
+        db.is_revoked(gone.sid, "gone", T0, now=T0 + 1),
+        db.is_revoked(live[0].sid, "someone-else", T0, now=T0 + 1),
+    )
+    assert answers == [False, False, False, True, True]
+    assert db.round_trips - before == 1
+    await db.revoke(live[1].sid)  # returns: the very next check sees it
+    assert await db.is_revoked(live[1].sid, "u1", T0, now=T0 + 2)
