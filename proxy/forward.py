@@ -3,6 +3,8 @@
 Routes without field rules never buffer: the request body is read chunk by
 chunk and written upstream as it arrives, the response likewise, with
 backpressure on both sides, so memory stays bounded whatever the body size.
+(A Content-Length answer that has wholly arrived with its headers, already in
+memory, leaves in one write with them.)
 Routes with field rules (a :class:`BodyFilter`) or ``sign_body`` buffer the
 request within the route's limit; a filter may also buffer and rewrite the
 response within its limit, before any of it is sent. The body limit is
@@ -217,26 +219,38 @@ def _upstream_error(e: BaseException) -> ProxyError:
     return ProxyError("upstream_unavailable", type(e).__name__)
 
 
+class _WholeResponse(web.StreamResponse):
+    """A relayed answer whose whole body is in hand: status line, headers and body
+    leave in ONE write (aiohttp holds the headers back until the body when this
+    class attribute is False, as its own ``web.Response`` does). Used only when
+    nothing is left to wait for, so holding the headers never delays them."""
+
+    _send_headers_immediately = False
+
+
 async def _relay(
     request: web.Request, upstream: aiohttp.ClientResponse, plan: ForwardPlan
 ) -> web.StreamResponse:
-    resp = web.StreamResponse(status=upstream.status, reason=upstream.reason)
-    resp.headers.extend(_response_headers(upstream))
-    resp.headers["X-Request-ID"] = plan.request_id
+    headers = _response_headers(upstream)
+    headers["X-Request-ID"] = plan.request_id
     bodyless = request.method == "HEAD" or upstream.status in _NO_BODY_STATUS
-    rewritten: bytes | None = None
+    whole: bytes | None = None
     if (
         plan.filter is not None
         and not bodyless
         and plan.filter.wants_response(upstream.status, upstream.headers)
     ):
         raw = await _read_response(upstream, plan.filter.response_limit)
-        rewritten = await plan.filter.on_response(upstream.status, resp.headers, raw)
+        whole = await plan.filter.on_response(upstream.status, headers, raw)
+    elif not bodyless:
+        whole = _arrived_body(upstream)
+    kind = web.StreamResponse if whole is None else _WholeResponse
+    resp = kind(status=upstream.status, reason=upstream.reason, headers=headers)
     if plan.hooks is not None:
         await plan.hooks.on_response(upstream.status, resp)
-    if rewritten is not None:
-        resp.content_length = len(rewritten)
-        await _send(request, resp, rewritten)
+    if whole is not None:
+        resp.content_length = len(whole)
+        await _send(request, resp, whole)
         return resp
     length = upstream.content_length
     if length is not None and not bodyless:
@@ -267,6 +281,21 @@ async def _relay(
     return resp
 
 
+def _arrived_body(upstream: aiohttp.ClientResponse) -> bytes | None:
+    """The whole body of a Content-Length answer if all of it has already arrived.
+
+    Small answers usually come in the same read as their headers; sending them
+    as one piece saves a write on both sides. Anything else (chunked, or still
+    arriving) streams. A body the parser refused is a 502: nothing was sent yet.
+    """
+    if upstream.content_length is None or not upstream.content.is_eof():
+        return None
+    try:
+        return upstream.content.read_nowait()
+    except (aiohttp.ClientError, asyncio.IncompleteReadError) as e:
+        raise _upstream_error(e) from e
+
+
 async def _read_response(upstream: aiohttp.ClientResponse, limit: int) -> bytes:
     """The whole upstream body for rewriting; over ``limit`` -> 502 (nothing sent yet)."""
     if upstream.content_length is not None and upstream.content_length > limit:
@@ -285,11 +314,10 @@ async def _read_response(upstream: aiohttp.ClientResponse, limit: int) -> bytes:
 
 
 async def _send(request: web.Request, resp: web.StreamResponse, body: bytes) -> None:
-    """Write a complete, already rewritten body."""
+    """Write a complete body (rewritten, or all arrived) with the headers."""
     try:
         await resp.prepare(request)
-        await resp.write(body)
-        await resp.write_eof()
+        await resp.write_eof(body)
     except ConnectionResetError as e:
         raise ClientGone from e
 

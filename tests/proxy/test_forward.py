@@ -270,3 +270,34 @@ async def test_ambiguous_paths_refused(gateway: Gateway, target: str) -> None:
     head, _, body = data.partition(b"\r\n\r\n")
     assert head.startswith(b"HTTP/1.1 400"), head
     assert json.loads(body)["error"] == "bad_request"
+
+
+async def test_headers_are_not_held_back_while_the_body_is_still_coming(
+    tmp_path: Path, start_gateway: GatewayFactory
+) -> None:
+    """Only a body that has wholly arrived is sent in one piece with the headers."""
+    release = asyncio.Event()
+
+    async def upstream(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.readuntil(b"\r\n\r\n")
+        writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\nX-Late: 1\r\n\r\n")
+        await writer.drain()
+        await release.wait()
+        writer.write(b"hello")
+        await writer.drain()
+        writer.close()
+
+    server = await asyncio.start_server(upstream, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    try:
+        gw = await start_gateway(write_config(tmp_path, f"http://127.0.0.1:{port}"))
+        async with aiohttp.ClientSession() as s:
+            r = await asyncio.wait_for(s.get(f"{gw.url}/late"), timeout=10)
+            async with r:
+                assert (r.status, r.headers["X-Late"], r.content_length) == (200, "1", 5)
+                release.set()
+                assert await r.read() == b"hello"
+    finally:
+        release.set()
+        server.close()
+        await server.wait_closed()
