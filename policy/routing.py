@@ -169,9 +169,7 @@ class Router:
             for trie in self._tries_for_host(host):
                 _walk(trie, segments, 0, (), candidates)
         best = _best(candidates, method)
-        allowed: set[str] = set()
-        for entry, _ in candidates:
-            allowed |= entry.methods or set()
+        wrong_method: list[_Entry] = []  # regexes that matched all but the method
         for rx in self._regexes:
             if best is not None and rx.entry.rank < best[0].rank:
                 break
@@ -180,8 +178,11 @@ class Router:
             if rx.entry.methods is None or method in rx.entry.methods:
                 best = (rx.entry, ())
                 break
-            allowed |= rx.entry.methods
-        if best is None:
+            wrong_method.append(rx.entry)
+        if best is None:  # only now: what would have matched with another method (405)
+            allowed: set[str] = set()
+            for entry in (*(e for e, _ in candidates), *wrong_method):
+                allowed |= entry.methods or set()
             return NoRoute(frozenset(allowed))
         entry, values = best
         return Match(entry.route, dict(zip(entry.param_names, values, strict=True)))
@@ -190,7 +191,8 @@ class Router:
         tries = []
         if (exact := self._exact_hosts.get(host)) is not None:
             tries.append(exact)
-        tries.extend(node for suffix, node in self._wild_hosts if host.endswith(suffix))
+        if self._wild_hosts:
+            tries.extend(node for suffix, node in self._wild_hosts if host.endswith(suffix))
         tries.append(self._any_host)
         return tries
 

@@ -53,21 +53,25 @@ def _field_filter(
 
 async def handle(request: web.Request) -> web.StreamResponse:
     """Route ``request`` and send it on; every refusal raises ProxyError."""
-    settings = request.app[LIVE].settings
-    keys = request.app[KEYS]
+    app = request.app
+    settings = app[LIVE].settings
+    keys = app[KEYS]
     if keys.is_sealed:
         # Sealed: no key material in memory, so nothing is served (fail closed).
         raise ProxyError("service_unavailable", "keyring sealed")
-    if (why := unsafe_target(request.raw_path)) is not None:
+    raw_path = request.raw_path
+    if (why := unsafe_target(raw_path)) is not None:
         raise ProxyError("bad_request", why)
-    if request.path == JWKS_PATH:
+    path = request.path
+    if path == JWKS_PATH:
         return web.json_response(
             keys.jwks("upstream-signing"), headers={"Cache-Control": "max-age=300"}
         )
-    request[PUBLIC_ORIGIN] = public_origin(request, settings.gateway.trusted_proxies)
-    if request.path.startswith(endpoints.PREFIX):
-        return await endpoints.dispatch(request, request.app[GATE])
-    found = settings.router.match(request.host.split(":", 1)[0], request.method, request.path)
+    gw = settings.gateway
+    request[PUBLIC_ORIGIN] = public_origin(request, gw.trusted_proxies)
+    if path.startswith(endpoints.PREFIX):
+        return await endpoints.dispatch(request, app[GATE])
+    found = settings.router.match(request.host.split(":", 1)[0], request.method, path)
     if isinstance(found, NoRoute):
         if found.allowed:
             raise ProxyError(
@@ -77,13 +81,13 @@ async def handle(request: web.Request) -> web.StreamResponse:
     route = found.route
     request[ROUTE_NAME] = route.name
     upstream_name = settings.route_upstream[route.name]
-    gw = settings.gateway
-    async with request.app[UPSTREAMS].use(upstream_name) as (session, upstream):
-        admitted = await request.app[GATE].admit(
+    async with app[UPSTREAMS].use(upstream_name) as (session, upstream):
+        authority = _authority(upstream.url)
+        admitted = await app[GATE].admit(
             request,
             route,
             audience=upstream.audience or upstream_name,
-            authority=_authority(upstream.url),
+            authority=authority,
         )
         if isinstance(admitted, web.StreamResponse):
             return admitted
@@ -93,8 +97,8 @@ async def handle(request: web.Request) -> web.StreamResponse:
         body_limit = int(route.max_body if route.max_body is not None else gw.limits.max_body)
         plan = ForwardPlan(
             base_url=upstream.url,
-            target=request.raw_path,
-            upstream_host=_authority(upstream.url),
+            target=raw_path,
+            upstream_host=authority,
             body_limit=body_limit,
             connect_timeout=route.timeouts.connect or upstream.connect_timeout,
             read_timeout=route.timeouts.read or upstream.read_timeout,
