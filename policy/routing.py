@@ -15,7 +15,8 @@ Cost: a segment trie per host bucket; a lookup walks the path's segments once
 (with bounded backtracking between a literal and a parameter child), so its
 cost depends on the path depth and on the number of host buckets a request's
 host falls in, not on the number of routes. Regex routes are tried only when
-their precedence could beat the best trie match, in precedence order.
+their precedence could beat the best trie match, in precedence order. The
+gateway asks :meth:`Router.match_memo`, which also remembers recent answers.
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ from policy.model import Route
 from policy.templates import compile_regex, parse_prefix, parse_template, split_path
 
 _KIND_EXACT, _KIND_TEMPLATE, _KIND_PREFIX, _KIND_REGEX = 3, 2, 1, 0
+MEMO_SIZE = 4096  # answers Router.match_memo keeps (per compiled table)
 
 
 @dataclass(frozen=True, slots=True)
@@ -106,6 +108,7 @@ class Router:
         self._any_host = _Node()
         self._regexes: list[_RegexEntry] = []
         self.routes: tuple[Route, ...] = ()
+        self._memo: dict[tuple[str, str, str], Match | NoRoute] = {}
 
     @classmethod
     def compile(cls, routes: Sequence[Route]) -> Router:
@@ -186,6 +189,23 @@ class Router:
             return NoRoute(frozenset(allowed))
         entry, values = best
         return Match(entry.route, dict(zip(entry.param_names, values, strict=True)))
+
+    def match_memo(self, host: str, method: str, path: str) -> Match | NoRoute:
+        """:meth:`match`, remembering the last ``MEMO_SIZE`` distinct answers.
+
+        The table never changes after compile, so an answer stays right for the
+        router's life (a reload compiles a new router). Oldest entries go first;
+        a flood of distinct paths costs one dict insert each on top of a match.
+        The answer is shared: callers must not modify ``Match.params``.
+        """
+        key = (host, method, path)
+        found = self._memo.get(key)
+        if found is None:
+            found = self.match(host, method, path)
+            if len(self._memo) >= MEMO_SIZE:
+                del self._memo[next(iter(self._memo))]
+            self._memo[key] = found
+        return found
 
     def _tries_for_host(self, host: str) -> list[_Node]:
         tries = []

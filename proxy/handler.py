@@ -71,7 +71,7 @@ async def handle(request: web.Request) -> web.StreamResponse:
     request[PUBLIC_ORIGIN] = public_origin(request, gw.trusted_proxies)
     if path.startswith(endpoints.PREFIX):
         return await endpoints.dispatch(request, app[GATE])
-    found = settings.router.match(request.host.split(":", 1)[0], request.method, path)
+    found = settings.router.match_memo(request.host.split(":", 1)[0], request.method, path)
     if isinstance(found, NoRoute):
         if found.allowed:
             raise ProxyError(

@@ -110,3 +110,27 @@ def test_decisions_do_not_depend_on_declaration_order(routes: list[Route]) -> No
     for path in ("/api/users/me", "/api/users/1", "/api", "/", "/reports/2024", "/api/login"):
         for method in ("GET", "POST"):
             assert matched(base, path, method) == matched(shuffled, path, method)
+
+
+@given(
+    st.lists(
+        st.tuples(
+            st.sampled_from(["/api/users/me", "/api/users/1", "/api", "/", "/reports/2024", "/x"]),
+            st.sampled_from(["GET", "POST", "DELETE"]),
+            st.sampled_from(["app.test", "admin.test", "a.tenant.test", "APP.test"]),
+        ),
+        max_size=40,
+    )
+)
+def test_memo_answers_as_match_does(asks: list[tuple[str, str, str]]) -> None:
+    router = Router.compile(TABLE)
+    for path, method, host in asks + asks:  # each asked twice: the second one from the memo
+        assert router.match_memo(host, method, path) == router.match(host, method, path)
+
+
+def test_memo_is_bounded_and_drops_the_oldest(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr("policy.routing.MEMO_SIZE", 3)
+    router = Router.compile(TABLE)
+    for i in range(5):
+        router.match_memo("app.test", "GET", f"/p{i}")
+    assert list(router._memo) == [("app.test", "GET", f"/p{i}") for i in (2, 3, 4)]
