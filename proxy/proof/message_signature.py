@@ -271,6 +271,7 @@ class UpstreamSigner:
         self._random = random_bytes
         self._label = label
         self._layouts: dict[tuple[str, tuple[str, ...], str], _Layout] = {}
+        self._checked: SigningKey | None = None  # the last key found to be Ed25519
 
     def sign(self, message: RequestView, *, now: float, streamed: bool) -> SignatureHeaders:
         """Signature fields for a request whose view already holds the identity field.
@@ -305,7 +306,11 @@ class UpstreamSigner:
         path, _, query = target.partition("?")
         values = [method, _authority_of(authority, scheme), path or "/", f"?{query}"]
         for name in components[len(values) :]:
-            values.append(", ".join(v.strip(" \t") for v in headers.getall(name)))
+            lines = headers.getall(name)
+            if len(lines) == 1:
+                values.append(lines[0].strip(" \t"))
+            else:
+                values.append(", ".join(line.strip(" \t") for line in lines))
         if _unsignable(values):
             raise ValueError("signature: component value is not signable")
         return self._sign(values, components, tag, now=now)
@@ -346,8 +351,10 @@ class UpstreamSigner:
 
     def _layout(self, key: SigningKey, components: tuple[str, ...], tag: str) -> _Layout:
         """The layout for ``key``, which must be an Ed25519 key."""
-        if key.algorithm != EDDSA:
-            raise ValueError("signature: needs an Ed25519 key matching keyid")
+        if key is not self._checked:  # the same key object until a rotation
+            if key.algorithm != EDDSA:
+                raise ValueError("signature: needs an Ed25519 key matching keyid")
+            self._checked = key
         cache_key = (key.kid, components, tag)
         layout = self._layouts.get(cache_key)
         if layout is None:
