@@ -117,10 +117,10 @@ _quote = json.encoder.encode_basestring_ascii
 
 
 def _value(value: object) -> str:
-    if value is None:
-        return "null"
     if isinstance(value, str):
         return _quote(value)
+    if value is None:
+        return "null"
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, int):
@@ -146,8 +146,8 @@ def line(
     default=str)`` of the fields in this order, without building a dict and an
     encoder per request."""
     return (
-        f'{{"ts":{_value(ts)},"level":"info","logger":"tokengate.access","msg":"request",'
+        f'{{"ts":{_quote(ts)},"level":"info","logger":"tokengate.access","msg":"request",'
         f'"pid":{_PID},"request_id":{_value(request_id)},"route":{_value(route)},'
-        f'"method":{_value(method)},"path":{_value(path)},"status":{_value(status)},'
+        f'"method":{_quote(method)},"path":{_quote(path)},"status":{_value(status)},'
         f'"duration_ms":{_value(duration_ms)},"peer":{_value(peer)},"bytes":{_value(sent)}}}\n'
     )
