@@ -258,6 +258,7 @@ async def test_scheduled_rotation_skips_prf_purposes(tmp_path: Path) -> None:
         "audit-checkpoint",
         "tokenize",
         "mfa-secrets",
+        "egress-ca",
     }
     assert all(f["trigger"] == "schedule" for f in auditor.find("key.rotate", result="ok"))
     for prf in ("index", "convergent", "hash"):
