@@ -33,6 +33,11 @@ from proxy.sessions.errors import RefreshRejected, RefreshReuseDetected
 from proxy.sessions.model import Session, SessionGrant
 from proxy.sessions.store import SessionStore
 
+# acr of a session without any authentication-method reference (OIDC's "0": no
+# assurance). The access token's acr claim is required and non-empty, so an
+# empty value would make the session's own tokens fail verification.
+NO_ASSURANCE = "0"
+
 
 @dataclass(frozen=True, slots=True)
 class IssuedTokens:
@@ -119,7 +124,7 @@ class SessionService:
             sid=session.sid,
             auth_time=session.auth_time,
             amr=list(session.amr),
-            acr=session.acr or "",
+            acr=session.acr or NO_ASSURANCE,
             roles=list(session.roles),
             tenant=session.tenant,
             now=now,
@@ -186,7 +191,7 @@ class SessionService:
             tenant=asserted.tenant,
             roles=tuple(asserted.roles),
             amr=tuple(asserted.amr),
-            acr="1" if asserted.amr else None,
+            acr="1" if asserted.amr else NO_ASSURANCE,
             cnf_jkt=jkt,
         )
         return await self.create_session(grant, method="backend_assertion", now=now)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import base64
 import json
 import secrets
 import time
@@ -108,6 +109,18 @@ async def test_login_sets_session_cookies_and_strips_the_assertion(env: Env) -> 
         assert cookies["tg-at"]["samesite"] == "Lax"
         async with s.get(f"{env.gw.url}/whoami") as r:
             assert r.status == 200
+
+
+async def test_login_without_amr_gives_a_working_session_at_acr_0(env: Env) -> None:
+    async with client() as s:
+        r = await login(s, env, no_amr="1")
+        assert r.status == 200
+        access = {c.key: c.value for c in s.cookie_jar}["tg-at"]
+        payload = json.loads(base64.urlsafe_b64decode(access.split(".")[1] + "=="))
+        assert (payload["amr"], payload["acr"]) == ([], "0")
+        async with s.get(f"{env.gw.url}/whoami") as r:
+            assert r.status == 200
+            assert "Set-Cookie" not in r.headers  # the access token itself verified: no refresh
 
 
 async def test_no_session_is_401_for_api_and_redirect_for_navigation(env: Env) -> None:
