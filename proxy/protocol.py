@@ -55,7 +55,12 @@ class GatewayRequestHandler(RequestHandler):
         """Build the error response for a request no handler could take."""
         status, code = _code_for(status, exc)
         rid = secrets.token_hex(16)
-        if status >= 500:
+        if isinstance(exc, ConnectionResetError):  # the client left while we answered
+            log.info(
+                "client closed the connection before the answer was complete",
+                extra={"request_id": rid, "error": type(exc).__name__},
+            )
+        elif status >= 500:
             log.error("request failed before routing", exc_info=exc, extra={"request_id": rid})
         else:
             log.info(
