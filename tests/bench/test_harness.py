@@ -184,3 +184,13 @@ def test_cpu_counts_the_sessions_it_is_given(tmp_path: Path) -> None:
         assert cpu.sessions_cpu_s(servers.session_ids()) > 0  # it has imported aiohttp
         assert cpu.sessions_cpu_s([]) == 0
     assert cpu.machine_busy_s() > 0
+
+
+def test_no_bench_script_shadows_a_project_package_or_stdlib_module() -> None:
+    """Scripts run by path put bench/ first on sys.path: a bench/tee.py would hide ``tee``."""
+    from tests.test_packaging import TOP_LEVEL
+
+    bench_dir = Path(__file__).resolve().parents[2] / "bench"
+    names = {p.stem for p in bench_dir.glob("*.py")} - {"__init__"}
+    taken = set(TOP_LEVEL) | {"config", "examples", "tee_jobs"} | set(sys.stdlib_module_names)
+    assert sorted(names & taken) == []

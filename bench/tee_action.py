@@ -1,4 +1,4 @@
-"""The ``tee`` action's round trip and jobs/s, 1 and 2 workers: ``.venv/bin/python -m bench.tee``.
+"""The ``tee`` action: round trip and jobs/s, 1 and 2 workers (``python -m bench.tee_action``).
 
 Real processes for everything outside the gateway: a KMS service (``tokengate
 kms serve``: SQLite registry and broker, file audit log, simulated TEEs
@@ -271,7 +271,7 @@ async def measure_round(
 
 
 def parse(argv: Sequence[str] | None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(prog="bench.tee", description=__doc__.split("\n", 1)[0])
+    p = argparse.ArgumentParser(prog="bench.tee_action", description=__doc__.split("\n", 1)[0])
     p.add_argument("--calls", type=int, default=300, help="sequential messages per pool size")
     p.add_argument("--warmup", type=int, default=30, help="messages before measuring")
     p.add_argument("--duration", type=float, default=8.0, help="seconds of load per pool size")

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from bench import tee as bench
+from bench import tee_action as bench
 from plugins.tee import Tee
 
 
