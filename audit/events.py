@@ -771,3 +771,10 @@ declare(
     revoked_sessions=integer(required=True, minimum=0),
     revoked_grants=integer(required=True, minimum=0),
 )
+declare(
+    "kms.throttled",
+    "calls of one peer to the unauthenticated broker routes were refused 429 (one entry per"
+    " peer per interval, with the count)",
+    peer=text(required=True, max_length=64),
+    count=integer(required=True, minimum=1),
+)

@@ -1,7 +1,8 @@
 """The KMS's aiohttp application, assembled in one visible place.
 
-Middleware: JSON errors only (:mod:`kms.middleware`). State: the credential
-table under :data:`kms.auth.CREDENTIALS`. Routes: the registry and broker
+Middleware: JSON errors (:mod:`kms.middleware`), then the per-peer throttle
+of the unauthenticated broker routes when one is given (:mod:`kms.throttling`).
+State: the credential table under :data:`kms.auth.CREDENTIALS`. Routes: the registry and broker
 (:class:`kms.api.BrokerRoutes`), the remote-root operations when a root
 service is given (:func:`kms.root_api.add_root_routes`), and two probes
 without authentication: ``GET /healthz`` (the process answers) and ``GET
@@ -14,6 +15,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from aiohttp import web
+from aiohttp.typedefs import Middleware
 
 from kms.api import BrokerRoutes
 from kms.auth import CREDENTIALS, CredentialTable
@@ -28,9 +30,11 @@ def build_app(
     *,
     root: RootService | None = None,
     ready: Callable[[], bool] = lambda: True,
+    throttle: Middleware | None = None,
 ) -> web.Application:
     """The KMS application (not yet running)."""
-    app = web.Application(middlewares=[json_errors], client_max_size=routes.max_body)
+    middlewares: list[Middleware] = [json_errors] if throttle is None else [json_errors, throttle]
+    app = web.Application(middlewares=middlewares, client_max_size=routes.max_body)
     app[CREDENTIALS] = credentials
     routes.add_to(app)
     if root is not None:

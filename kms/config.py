@@ -67,6 +67,21 @@ class BrokerConfig(_Strict):
     keep_expired: int = Field(
         3600, ge=0, le=30 * 86_400, description="seconds expired grants are kept (410 vs 404)"
     )
+    unauthenticated_rate: float = Field(
+        1.0,
+        gt=0,
+        le=10_000,
+        description="calls per second one peer may make to challenge/attest (token bucket refill)",
+    )
+    burst: int = Field(
+        30, ge=1, le=100_000, description="calls one peer may make at once to challenge/attest"
+    )
+    throttle_peers: int = Field(
+        10_000, ge=16, le=1_000_000, description="peers tracked by the throttle (memory bound)"
+    )
+    throttle_report_every: float = Field(
+        60.0, gt=0, le=3600, description="seconds between kms.throttled entries of one peer"
+    )
 
     @model_validator(mode="after")
     def _ttls(self) -> BrokerConfig:

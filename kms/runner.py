@@ -4,8 +4,9 @@ Order: credentials and production checks (no IO beyond reading files), the
 audit log and the KMS's own keyring through the gateway's machinery
 (:func:`proxy.keysetup.audited_keys`: same root backends, same auto-unseal,
 same control socket for ``tokengate kms unseal``), then the registry, broker
-and remote-root tables (one ``store`` URI), then the HTTP(S) listener. A
-named background task purges expired broker rows. On SIGTERM/SIGINT the
+and remote-root tables (one ``store`` URI), then the HTTP(S) listener. Named
+background tasks purge expired broker rows and write the aggregated
+``kms.throttled`` counts of the per-peer throttle (:mod:`kms.throttling`). On SIGTERM/SIGINT the
 listener stops first, then the stores, then the audit log (final
 checkpoint) and the keyring.
 """
@@ -36,6 +37,8 @@ from kms.production import production_problems
 from kms.root_service import RootService
 from kms.root_table import open_root_table
 from kms.tees import TeeAdmin
+from kms.throttle import PeerThrottle
+from kms.throttling import report_loop, report_pending, throttle_middleware
 from kms.verification import EvidenceChecker, load_sim_key
 from policy.errors import PolicyError
 from proxy.keysetup import audited_keys
@@ -130,21 +133,35 @@ async def open_service(
         routes = BrokerRoutes(
             broker, TeeAdmin(registry, broker, audit, now=clock), audit, cfg.max_body
         )
+        limits = cfg.broker
+        throttle = PeerThrottle(
+            rate=limits.unauthenticated_rate,
+            burst=limits.burst,
+            max_peers=limits.throttle_peers,
+            report_every=limits.throttle_report_every,
+        )
         app = build_app(
             routes,
             credentials,
             root=RootService(table, manager, audit_log, now=clock),
             ready=lambda: not manager.is_sealed and audit_log.usable,
+            throttle=throttle_middleware(throttle, audit),
         )
-        purger = asyncio.create_task(
-            _purge_loop(broker, cfg.broker.purge_every), name="tg-kms-purge"
-        )
+        tasks = [
+            asyncio.create_task(_purge_loop(broker, limits.purge_every), name="tg-kms-purge"),
+            asyncio.create_task(
+                report_loop(throttle, audit, limits.throttle_report_every),
+                name="tg-kms-throttle-report",
+            ),
+        ]
         try:
             yield app
         finally:
-            purger.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await purger
+            for task in tasks:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+            await report_pending(throttle, audit)  # before the audit log closes
 
 
 async def serve(settings: KmsSettings, *, announce: Callable[[str], None] = print) -> None:
