@@ -27,7 +27,10 @@ answer and only clears it once every step above succeeded, so an exception
 anywhere (vault, keyring, audit, a bug) answers an error and forwards nothing,
 even though mitmproxy logs and swallows exceptions raised by addons. Errors
 are JSON (:mod:`proxy.egress.errors`); logs carry ids, route names, hosts and
-status codes, never a header, a body or a path.
+status codes, never a header, a body or a path. Every call's outcome, every
+refusal's code and the values released on calls sent on are counted in the
+relay's :class:`~proxy.egress.metrics.EgressMetrics` (config names and codes
+only).
 """
 
 from __future__ import annotations
@@ -36,7 +39,7 @@ import logging
 import time
 import weakref
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Literal
 from urllib.parse import unquote
 
@@ -48,8 +51,9 @@ from plugins.base import ActionContext, Direction, Subject
 from policy.message import Message
 from proxy.egress.clients import Client, ClientTable
 from proxy.egress.compile import EgressRules, EgressTable
-from proxy.egress.errors import EgressError, refusal
+from proxy.egress.errors import EgressError, refusal, refusal_code
 from proxy.egress.flows import header_list, mitm_headers, same_target
+from proxy.egress.metrics import EgressMetrics
 from proxy.egress.release import EgressAuditor, release_budget
 from proxy.fieldsetup import FieldRuntime
 from proxy.paths import unsafe_target
@@ -58,6 +62,7 @@ from tokengate.errors import GatewayError
 log = logging.getLogger("tokengate.egress")
 
 _CALL = "tokengate.egress"  # flow.metadata key of the call's _Call
+_ROUTE = "tokengate.egress.route"  # flow.metadata key of the matched route's name (metrics)
 _STRIPPED = ("Proxy-Authorization", "Proxy-Connection")
 _BODY_DIGESTS = ("Content-Digest", "Repr-Digest", "Digest", "Content-MD5")
 
@@ -72,6 +77,7 @@ class _Call:
     port: int
     request_id: str
     started: float
+    released: dict[str, int] = field(default_factory=dict)  # field class -> values released
 
 
 class EgressAddon:
@@ -86,9 +92,11 @@ class EgressAddon:
         clients: ClientTable,
         runtime: FieldRuntime,
         unlisted_hosts: Literal["refuse", "tunnel"],
+        metrics: EgressMetrics | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self._table = table
+        self.metrics = metrics if metrics is not None else EgressMetrics()
         self._clients = clients
         self._runtime = runtime
         self._tunnel = unlisted_hosts == "tunnel"
@@ -104,7 +112,7 @@ class EgressAddon:
         request_id = flow.id
         client = self._clients.authenticate(flow.request.headers.get_all("Proxy-Authorization"))
         if client is None:
-            _refuse(flow, "proxy_auth_required", request_id)
+            self._refused(flow, "proxy_auth_required", request_id)
             return
         self._authed[flow.client_conn] = client
         host, port = flow.request.host, flow.request.port
@@ -113,7 +121,7 @@ class EgressAddon:
                 "egress: CONNECT to an unlisted host refused",
                 extra={"request_id": request_id, "upstream": f"{host}:{port}"},
             )
-            _refuse(flow, "host_not_allowed", request_id)
+            self._refused(flow, "host_not_allowed", request_id)
 
     def next_layer(self, nextlayer: layer.NextLayer) -> None:
         """With ``unlisted_hosts: tunnel``, unlisted CONNECT targets pass untouched."""
@@ -122,6 +130,7 @@ class EgressAddon:
             return
         if not self._table.host_allowed(str(address[0]), int(address[1])):
             nextlayer.layer = layers.TCPLayer(nextlayer.context, ignore=True)
+            self.metrics.call(None, "tunnelled")
 
     async def request(self, flow: http.HTTPFlow) -> None:
         """Admit and transform one call; anything short of success answers a refusal."""
@@ -130,7 +139,7 @@ class EgressAddon:
         try:
             await self._admit(flow, request_id)
         except (GatewayError, AuditError) as e:
-            _refuse(flow, e if isinstance(e, GatewayError) else _audit_down(), request_id)
+            self._refused(flow, e if isinstance(e, GatewayError) else _audit_down(), request_id)
             log.info(
                 "egress: call refused: %s",
                 e.code if isinstance(e, GatewayError) else "audit_unavailable",
@@ -138,8 +147,12 @@ class EgressAddon:
             )
         except Exception:
             log.exception("egress: unexpected error", extra={"request_id": request_id})
+            self._count_refusal(flow, "internal_error")
         else:
             flow.response = None  # admitted: mitmproxy sends the call on
+            call = flow.metadata[_CALL]
+            if isinstance(call, _Call):
+                self.metrics.released(call.route.name, call.released)
 
     async def response(self, flow: http.HTTPFlow) -> None:
         """Transform the third party's answer; refuse it (502) if the rules cannot."""
@@ -152,10 +165,13 @@ class EgressAddon:
             if rules is not None:
                 await self._transform_response(answer, call, rules.needs_body)
         except (GatewayError, AuditError) as e:
-            _refuse(flow, e if isinstance(e, GatewayError) else _audit_down(), call.request_id)
+            error = e if isinstance(e, GatewayError) else _audit_down()
+            self._refused(flow, error, call.request_id)
         except Exception:
             log.exception("egress: unexpected error", extra={"request_id": call.request_id})
-            _refuse(flow, "internal_error", call.request_id)
+            self._refused(flow, "internal_error", call.request_id)
+        else:
+            self.metrics.call(call.route.name, "sent")
         log.info(
             "egress: call",
             extra={
@@ -169,6 +185,8 @@ class EgressAddon:
     def error(self, flow: http.HTTPFlow) -> None:
         """Log a call that failed on the way (upstream unreachable, certificate, limits)."""
         call = flow.metadata.get(_CALL)
+        if isinstance(call, _Call) and flow.response is None:
+            self.metrics.call(call.route.name, "failed")
         log.warning(
             "egress: call failed",
             extra={
@@ -177,6 +195,17 @@ class EgressAddon:
                 "error": flow.error.msg[:200] if flow.error is not None else None,
             },
         )
+
+    # -- refusals ----------------------------------------------------------------------
+
+    def _refused(self, flow: http.HTTPFlow, error: GatewayError | str, request_id: str) -> None:
+        """Answer the refusal and count it."""
+        _refuse(flow, error, request_id)
+        self._count_refusal(flow, refusal_code(error))
+
+    def _count_refusal(self, flow: http.HTTPFlow, code: str) -> None:
+        route = flow.metadata.get(_ROUTE)
+        self.metrics.refused(route if isinstance(route, str) else None, code)
 
     # -- the request path -------------------------------------------------------------
 
@@ -198,6 +227,7 @@ class EgressAddon:
         route = self._table.match(host, port, request.method, unquote(path))
         if route is None:
             raise EgressError("route_not_allowed", f"no route for {request.method} on {host}")
+        flow.metadata[_ROUTE] = route.name
         body = request.raw_content or b""
         if len(body) > route.max_body:
             raise EgressError("payload_too_large")
@@ -267,7 +297,7 @@ class EgressAddon:
             subject=subject,
             vault=runtime.vault,
             keys=runtime.keys,
-            audit=EgressAuditor(runtime.audit, call.host, call.port),
+            audit=EgressAuditor(runtime.audit, call.host, call.port, call.released),
             limiter=runtime.limiter,
             now=self._clock(),
             request_id=call.request_id,

@@ -13,6 +13,8 @@ Rules:
   untouched: no TLS interception, no field rules, nothing released).
 - Third parties' certificates are verified against ``upstream_ca`` or, when
   it is not set, the system's trust store; there is no switch to skip it.
+- ``admin`` opens a second listener for probes and Prometheus metrics
+  (loopback by default); without it the relay serves none.
 - Egress routes live in their own policy files (``policies`` globs, relative
   to gateway.yaml), so the gateway never loads them.
 """
@@ -49,6 +51,13 @@ class EgressListen(StrictModel):
         return self
 
 
+class EgressAdmin(StrictModel):
+    """The relay's admin listener: /.tokengate/healthz, /.tokengate/readyz, /.tokengate/metrics."""
+
+    host: str = Field("127.0.0.1", description="address to bind; keep it private")
+    port: int = Field(8091, ge=0, le=65535, description="TCP port")
+
+
 class EgressClient(StrictModel):
     """One client of the relay: who it is, its roles, the SHA-256 of its secret."""
 
@@ -66,6 +75,9 @@ class EgressConfig(StrictModel):
     """The egress relay (``tokengate egress serve``)."""
 
     listen: EgressListen = Field(default_factory=EgressListen, description="proxy listener")
+    admin: EgressAdmin | None = Field(
+        None, description="health, readiness and metrics listener (none: not served)"
+    )
     clients: list[EgressClient] = Field(
         default_factory=list, description="clients allowed to call through the relay"
     )

@@ -49,13 +49,11 @@ class ReleaseRefused(EgressError):
 
 def refusal(error: GatewayError | str, request_id: str) -> tuple[int, bytes, dict[str, str]]:
     """Status, JSON body and headers for a refusal (an error, or a bare code)."""
-    if isinstance(error, str):
-        code, status, message = error, ERRORS[error][0], None
-    elif error.code in ERRORS:
-        code, status = error.code, error.status
+    code = refusal_code(error)
+    if isinstance(error, GatewayError) and error.code in ERRORS:
+        status = error.status
         message = str(error) if error.public else None
-    else:  # another package's private code: the generic one of its status class
-        code = _generic(error.status)
+    else:
         status, message = ERRORS[code][0], None
     body = {
         "error": code,
@@ -70,6 +68,13 @@ def refusal(error: GatewayError | str, request_id: str) -> tuple[int, bytes, dic
     if status == 407:
         headers["Proxy-Authenticate"] = PROXY_AUTHENTICATE
     return status, json.dumps(body, separators=(",", ":")).encode(), headers
+
+
+def refusal_code(error: GatewayError | str) -> str:
+    """The public ``error`` code a refusal answers (another package's private code: generic)."""
+    if isinstance(error, str):
+        return error
+    return error.code if error.code in ERRORS else _generic(error.status)
 
 
 def _generic(status: int) -> str:

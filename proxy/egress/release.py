@@ -18,7 +18,9 @@ Rules:
 - :class:`EgressAuditor` is the audit port the relay gives field actions: the
   detokenize action's ``token.detokenize`` entries are written as
   ``egress.detokenize`` (a release to a third party, not to a browser), and
-  every ``egress.*`` entry carries the destination host and port.
+  every ``egress.*`` entry carries the destination host and port. It also
+  tallies, per field class, the values whose release was allowed and
+  written (``released``), for the relay's metrics.
 """
 
 from __future__ import annotations
@@ -26,7 +28,7 @@ from __future__ import annotations
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from contextvars import ContextVar
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import ClassVar
 
 from kms_client.audit_port import Auditor, AuditValue
@@ -121,6 +123,7 @@ class EgressAuditor:
     inner: Auditor
     host: str
     port: int
+    released: dict[str, int] = field(default_factory=dict)  # field class -> values allowed
 
     async def emit(self, event: str, /, **fields: AuditValue) -> None:
         """Write ``event``; ``token.detokenize`` as ``egress.detokenize``, with the host."""
@@ -129,3 +132,7 @@ class EgressAuditor:
         if event.startswith("egress."):
             fields = {**fields, "host": self.host, "port": self.port}
         await self.inner.emit(event, **fields)
+        if event == "egress.detokenize" and fields.get("decision") == "allow":
+            field_class, count = fields.get("field_class"), fields.get("count")
+            if isinstance(field_class, str) and isinstance(count, int):
+                self.released[field_class] = self.released.get(field_class, 0) + count

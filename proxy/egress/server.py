@@ -5,8 +5,9 @@ gateway.yaml and its field classes; the egress policy files (every problem
 at once); the audit log and the unsealed keyring (:func:`proxy.keysetup.audited_keys`);
 the vault store and the rate limiter (:func:`proxy.fieldsetup.open_fields`,
 the gateway's own); the relay's CA from the keyring store (made on first
-start); the listener. Only then is ``egress.start`` written; shutdown writes
-``egress.stop`` and closes in reverse order.
+start); the listener; the admin listener when ``egress.admin`` is set
+(:mod:`proxy.egress.admin`). Only then is ``egress.start`` written; shutdown
+writes ``egress.stop`` and closes in reverse order.
 
 A relay without clients is refused at start: every call would be 407.
 """
@@ -26,9 +27,11 @@ from kms_client.manager import KeyManager
 from kms_client.secrets import WrappedSecrets
 from proxy.cli.gatewayfile import GatewayFile, load_gateway_file
 from proxy.egress.addon import EgressAddon
+from proxy.egress.admin import build_relay_admin_app, relay_readiness, serve_admin
 from proxy.egress.ca import CA_PURPOSE, RelayCa, load_or_create_ca
 from proxy.egress.clients import ClientTable
 from proxy.egress.compile import EgressTable, load_egress
+from proxy.egress.metrics import EgressMetrics
 from proxy.egress.relay import Relay, RelaySettings
 from proxy.fieldsetup import FieldRuntime, open_fields
 from proxy.keysetup import audited_keys
@@ -49,6 +52,8 @@ class RunningEgress:
     keys: KeyManager
     fields: FieldRuntime
     audit: AuditLog
+    metrics: EgressMetrics
+    admin_address: tuple[str, int] | None  # None: no egress.admin listener
 
 
 def relay_settings(gf: GatewayFile, table: EgressTable) -> RelaySettings:
@@ -114,15 +119,24 @@ async def open_egress(
             actor="egress",
         )
         await asyncio.to_thread(settings.dhparam.parent.mkdir, parents=True, exist_ok=True)
+        metrics = EgressMetrics()
         addon = EgressAddon(
             table=table,
             clients=ClientTable(egress.clients),
             runtime=fields,
             unlisted_hosts=egress.unlisted_hosts,
+            metrics=metrics,
         )
         relay = Relay(addon, ca, settings)
         await relay.start()
         stack.push_async_callback(relay.stop)
+        admin_address = None
+        if egress.admin is not None:
+            readiness = relay_readiness(
+                keys=keys, fields=fields, audit=audit_log, vault_timeout=gf.vault.timeout
+            )
+            admin_app = build_relay_admin_app(readiness, metrics)
+            admin_address = await stack.enter_async_context(serve_admin(egress.admin, admin_app))
         await audit_log.emit(
             "egress.start",
             version=__version__,
@@ -132,7 +146,7 @@ async def open_egress(
             ca_fingerprint=ca.fingerprint,
         )
         stack.push_async_callback(audit_log.emit, "egress.stop", reason="shutdown")
-        yield RunningEgress(relay, ca, table, keys, fields, audit_log)
+        yield RunningEgress(relay, ca, table, keys, fields, audit_log, metrics, admin_address)
 
 
 async def serve(config_path: Path) -> None:
@@ -150,6 +164,8 @@ async def serve(config_path: Path) -> None:
             len(running.table),
             running.ca.fingerprint[:16],
         )
+        if running.admin_address is not None:
+            log.info("egress admin listening on %s:%d", *running.admin_address)
         await stop.wait()
         log.info("egress relay stopping")
 
