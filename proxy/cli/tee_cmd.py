@@ -4,7 +4,9 @@
 makes its X25519 key pair in memory and serves ``/v1/info``, ``/v1/attest``
 and ``/v1/jobs/{job}`` on a unix socket or loopback TCP until SIGTERM/SIGINT
 (docs/tee-protocol.md). Each key is attested to the KMS (``--kms``), which
-releases the one-time key of every job only to an attested key.
+releases the one-time key of every job only to an attested key; with
+``--kms-cert``/``--kms-key`` the worker presents a client certificate to a
+KMS that requires mTLS.
 
 Only the simulated TEE exists in this build; it must be asked for by name
 (``--insecure-simulated-tee``) and says so loudly at start. Nothing secret
@@ -31,7 +33,7 @@ from tee.bundle import Bundle, load_bundle, measure
 from tee.sim import KEY_FILE, load_or_create_key
 from tee.worker.app import DEFAULT_MAX_BODY
 from tee.worker.attester import SimAttester
-from tee.worker.kbs import KbsClient, check_kms_url
+from tee.worker.kbs import KbsClient, check_kms_url, worker_tls
 from tee.worker.keys import KeyRing
 from tee.worker.server import serve
 from tee.worker.service import Worker
@@ -87,6 +89,16 @@ def measure_cmd(bundle: Path, as_json: bool) -> None:
     help="CA bundle that signs the KMS's TLS certificate",
 )
 @click.option(
+    "--kms-cert",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="PEM client certificate presented to the KMS (mTLS; with --kms-key)",
+)
+@click.option(
+    "--kms-key",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="PEM private key of --kms-cert",
+)
+@click.option(
     "--data-dir",
     type=click.Path(file_okay=False, path_type=Path),
     default=Path("data"),
@@ -121,6 +133,8 @@ def worker_cmd(
     listen: str,
     kms_url: str,
     kms_ca: Path | None,
+    kms_cert: Path | None,
+    kms_key: Path | None,
     data_dir: Path,
     insecure_simulated_tee: bool,
     insecure_non_loopback: bool,
@@ -140,6 +154,8 @@ def worker_cmd(
     try:
         address = WorkerAddress.parse(listen)
         check_kms_url(kms_url)
+        if (kms_cert is None) != (kms_key is None):
+            raise ValueError("--kms-cert and --kms-key go together (both or neither)")
         mode = int(socket_mode, 8)
     except (GatewayError, ValueError) as e:
         raise click.UsageError(str(e)) from e
@@ -154,7 +170,10 @@ def worker_cmd(
         sim_key = load_or_create_key(data_dir)
     except GatewayError as e:
         raise click.ClickException(str(e)) from e
-    ssl_context = ssl.create_default_context(cafile=str(kms_ca)) if kms_ca else None
+    try:
+        ssl_context = worker_tls(ca=kms_ca, cert=kms_cert, key=kms_key)
+    except GatewayError as e:
+        raise click.ClickException(str(e)) from e
     options = _Options(grace, job_timeout, concurrency, max_body, mode, insecure_non_loopback)
     try:
         asyncio.run(_run(loaded, tee_id, address, kms_url, ssl_context, sim_key, options))

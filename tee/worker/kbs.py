@@ -13,6 +13,9 @@ Rules (docs/tee-protocol.md, "Key broker"):
 - Every call has a timeout. Refusals keep the KMS's ``error`` code; nothing
   here logs or raises keys, sessions, evidence or values.
 - Plain HTTP is accepted only to a loopback KMS; anything else needs https.
+  :func:`worker_tls` makes the client TLS context: the KMS's CA, and the
+  worker's client certificate and key (both or neither) for a KMS that
+  requires mTLS (``listen.tls.client_ca``).
 """
 
 from __future__ import annotations
@@ -26,12 +29,14 @@ import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Protocol
 
 import aiohttp
 from yarl import URL
 
 from tee.binding import NONCE_SIZE
+from tee.broker_client import client_tls
 from tee.envelope import Binding, open_release
 from tee.errors import KeyBrokerRefused, KeyBrokerUnavailable
 from tee.wire import b64d, b64e
@@ -73,6 +78,22 @@ def check_kms_url(url: str) -> URL:
     if parsed.scheme == "http" and not _loopback(parsed.host):
         raise ValueError("kms: plain http is only allowed to a loopback KMS; use https")
     return parsed
+
+
+def worker_tls(
+    *, ca: Path | None = None, cert: Path | None = None, key: Path | None = None
+) -> ssl.SSLContext | None:
+    """The TLS context toward the KMS (None: the system's defaults).
+
+    ``ca`` replaces the system trust store; ``cert`` and ``key`` (both or
+    neither: ValueError) are presented to a KMS that requires client
+    certificates. Unreadable files raise ConfigError (never their content).
+    """
+    if (cert is None) != (key is None):
+        raise ValueError("kms: a client certificate needs its key (--kms-cert with --kms-key)")
+    if ca is None and cert is None:
+        return None
+    return client_tls(ca=ca, cert=cert, key=key)
 
 
 def _loopback(host: str) -> bool:

@@ -50,10 +50,13 @@ def test_measure_refuses_a_bundle_with_a_symlink(tmp_path: Path) -> None:
         ([], "--insecure-simulated-tee"),
         (["--insecure-simulated-tee", "--kms", "http://kms.example"], "plain http"),
         (["--insecure-simulated-tee", "--listen", "nowhere"], "not unix:/path"),
+        (["--insecure-simulated-tee", "--kms-cert", __file__], "--kms-key go together"),
+        (["--insecure-simulated-tee", "--kms-key", __file__], "--kms-key go together"),
     ],
-    ids=["no-sim-flag", "plain-http-kms", "bad-listen"],
+    ids=["no-sim-flag", "plain-http-kms", "bad-listen", "cert-without-key", "key-without-cert"],
 )
 def test_worker_refuses_to_start(tmp_path: Path, extra: list[str], message: str) -> None:
+    # (--kms-cert/--kms-key with real files against a KMS requiring mTLS: tests/tee/worker/test_kbs.py)
     args = ["tee", "worker", "--bundle", str(EXAMPLE), "--tee-id", "t", "--data-dir", str(tmp_path)]
     defaults = {"--listen": f"unix:{tmp_path / 's'}", "--kms": "http://127.0.0.1:1"}
     for flag, value in defaults.items():

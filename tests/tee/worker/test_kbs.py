@@ -2,20 +2,26 @@
 
 from __future__ import annotations
 
+import ssl
+from datetime import UTC, datetime
 from pathlib import Path
 
 import aiohttp
 import pytest
+import trustme
 from aiohttp import web
 from aiohttp.test_utils import TestServer
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
+from tee import sim
 from tee.envelope import Binding
 from tee.errors import KeyBrokerRefused, KeyBrokerUnavailable
 from tee.wire import b64e
 from tee.worker.attester import SimAttester
-from tee.worker.kbs import KbsClient, check_kms_url
+from tee.worker.kbs import KbsClient, check_kms_url, worker_tls
 from tee.worker.keys import WorkerKey
+from tests.kms.service_support import MEASUREMENT, running_kms
+from tokengate.errors import ConfigError
 
 
 @pytest.mark.parametrize(
@@ -122,3 +128,58 @@ async def test_a_kms_url_prefix_is_kept(tmp_path: Path) -> None:
         assert seen == ["/kms/v1/broker/challenge"]
     finally:
         await server.close()
+
+
+# ---- TLS and mTLS toward the real KMS ----
+
+
+def test_a_client_certificate_needs_its_key(tmp_path: Path) -> None:
+    assert worker_tls() is None
+    with pytest.raises(ValueError, match="--kms-key"):
+        worker_tls(cert=tmp_path / "c.pem")
+    with pytest.raises(ValueError, match="--kms-key"):
+        worker_tls(ca=tmp_path / "ca.pem", key=tmp_path / "c.key")
+
+
+def test_unreadable_tls_files_are_a_config_error(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="kms"):
+        worker_tls(ca=tmp_path / "missing.pem")
+
+
+async def test_mtls_to_a_kms_that_requires_client_certificates(tmp_path: Path) -> None:
+    ca = trustme.CA()
+    files = tmp_path / "pki"
+    files.mkdir()
+    server = ca.issue_cert("127.0.0.1")
+    server.cert_chain_pems[0].write_to_path(files / "server.pem")
+    server.private_key_pem.write_to_path(files / "server.key")
+    ca.cert_pem.write_to_path(files / "ca.pem")
+    worker_cert = ca.issue_cert("worker.test")
+    worker_cert.cert_chain_pems[0].write_to_path(files / "worker.pem")
+    worker_cert.private_key_pem.write_to_path(files / "worker.key")
+    tls = {
+        "cert": str(files / "server.pem"),
+        "key": str(files / "server.key"),
+        "client_ca": str(files / "ca.pem"),
+    }
+    admin_ssl = ssl.create_default_context()
+    ca.configure_trust(admin_ssl)
+    worker_cert.configure_cert(admin_ssl)
+    async with running_kms(tmp_path, listen={"tls": tls}, client_ssl=admin_ssl) as kms:
+        assert (await kms.register()).status == 201
+        kms.clock.now = datetime.now(UTC)  # the attester dates its evidence with the real clock
+        attester = SimAttester(sim.load_or_create_key(kms.data_dir), bytes.fromhex(MEASUREMENT))
+        mtls = worker_tls(ca=files / "ca.pem", cert=files / "worker.pem", key=files / "worker.key")
+        async with aiohttp.ClientSession() as http:
+            client = KbsClient(kms.url, tee_id="w1", attester=attester, http=http, ssl_context=mtls)
+            await client.attest(WorkerKey.generate(1))  # the KMS answered with a session
+            attested = kms.audit_events("kms.attest")
+            assert [e["fields"]["outcome"] for e in attested] == ["ok"]
+
+            no_cert = worker_tls(ca=files / "ca.pem")
+            client = KbsClient(
+                kms.url, tee_id="w1", attester=attester, http=http, ssl_context=no_cert
+            )
+            with pytest.raises(KeyBrokerUnavailable, match="unreachable"):
+                await client.attest(WorkerKey.generate(2))  # the handshake fails
+        assert len(kms.audit_events("kms.attest")) == 1
