@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import BinaryIO
+from typing import TYPE_CHECKING, BinaryIO
 
 import click
 import yaml
 
 from policy.errors import PolicyError
+
+if TYPE_CHECKING:
+    from proxy.settings import Settings
 
 
 def _is_gateway_file(path: Path) -> bool:
@@ -18,6 +21,20 @@ def _is_gateway_file(path: Path) -> bool:
     except (OSError, yaml.YAMLError):
         return False
     return isinstance(data, dict) and "upstreams" in data
+
+
+def _lint_egress(settings: Settings) -> int | None:
+    """Compile the egress route files gateway.yaml names, as ``egress serve`` does.
+
+    None when the file has no ``egress:`` section (the relay is not used);
+    else the number of egress routes. PolicyError lists every problem.
+    """
+    from proxy.egress.compile import load_egress
+
+    gateway = settings.gateway
+    if "egress" not in gateway.model_fields_set:
+        return None
+    return len(load_egress(gateway.egress, settings.config_path.parent, settings.classes))
 
 
 def _lint_policies(paths: list[Path]) -> int:
@@ -71,7 +88,7 @@ def policy() -> None:
     "paths", nargs=-1, required=True, type=click.Path(exists=True, dir_okay=False, path_type=Path)
 )
 def lint(paths: tuple[Path, ...]) -> None:
-    """Validate gateway.yaml files (with their policies) and policy files, as start-up does."""
+    """Validate gateway.yaml files (with their policies and egress routes) and policy files."""
     from proxy.settings import load_settings
 
     gateways = [p for p in paths if _is_gateway_file(p)]
@@ -80,8 +97,11 @@ def lint(paths: tuple[Path, ...]) -> None:
     for gw in gateways:
         try:
             settings = load_settings(gw)
+            egress = _lint_egress(settings)
+            extra = f", {egress} egress routes" if egress is not None else ""
             click.echo(
-                f"{gw}: ok ({len(settings.files) - 1} policy files, {len(settings.routes)} routes)"
+                f"{gw}: ok ({len(settings.files) - 1} policy files, "
+                f"{len(settings.routes)} routes{extra})"
             )
         except PolicyError as e:
             failed = True

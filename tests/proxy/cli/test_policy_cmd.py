@@ -87,3 +87,47 @@ def test_field_rules_are_compiled_by_lint(tmp_path: Path) -> None:
     good.write_text(bad.read_text().split("      - {field: $.card")[0])
     code, out, _ = run("policy", "lint", str(good))
     assert code == 0, out
+
+
+_EGRESS_GATEWAY = (
+    "upstreams:\n  app: {url: 'http://127.0.0.1:1'}\n"
+    "policies: [classes.yaml]\n"
+    "egress:\n  policies: [egress/*.yaml]\n"
+)
+_EGRESS_ROUTE = (
+    "egress:\n"
+    "  - name: pay\n"
+    "    match: {{host: {host}, prefix: /v1/}}\n"
+    "    release: {{classes: [pan], max_values: 1}}\n"
+    "    rate_limit: {{values: 10, window: 1m}}\n"
+    "    request:\n"
+    "      - {{field: $.card, action: detokenize, class: pan, allow: {{roles: [payments]}}}}\n"
+)
+
+
+def _egress_config(tmp_path: Path, host: str, *, section: bool = True) -> Path:
+    (tmp_path / "classes.yaml").write_text("classes:\n  pan: {format: pan}\n")
+    (tmp_path / "egress").mkdir()
+    (tmp_path / "egress" / "pay.yaml").write_text(_EGRESS_ROUTE.format(host=host))
+    gw = tmp_path / "gateway.yaml"
+    text = _EGRESS_GATEWAY if section else _EGRESS_GATEWAY.split("egress:", maxsplit=1)[0]
+    gw.write_text(text)
+    return gw
+
+
+def test_lint_compiles_the_egress_routes_gateway_yaml_names(tmp_path: Path) -> None:
+    code, out, err = run("policy", "lint", str(_egress_config(tmp_path, "api.pay.example")))
+    assert code == 0, err
+    assert "1 egress routes" in out
+
+
+def test_lint_refuses_what_egress_serve_refuses(tmp_path: Path) -> None:
+    code, _, err = run("policy", "lint", str(_egress_config(tmp_path, '"*"')))
+    assert code == 1
+    assert "egress/pay.yaml: egress[0].match.host: host must be a name like" in err
+
+
+def test_lint_reads_no_egress_files_without_an_egress_section(tmp_path: Path) -> None:
+    code, out, err = run("policy", "lint", str(_egress_config(tmp_path, '"*"', section=False)))
+    assert code == 0, err
+    assert "egress routes" not in out
