@@ -35,6 +35,8 @@ def test_defaults_and_resolved_paths(tmp_path: Path) -> None:
     assert purposes[GRANT_PURPOSE].kind == "aead"
     assert purposes[ROOT_PURPOSE].kind == "aead"
     assert cfg.keys_for_kms().purpose_settings()[GRANT_PURPOSE].kind.value == "aead"
+    # a worker attests (two calls) about every 20 s: far below one peer's limit
+    assert (cfg.broker.unauthenticated_rate, cfg.broker.burst) == (1.0, 30)
 
 
 @pytest.mark.parametrize(
@@ -46,8 +48,11 @@ def test_defaults_and_resolved_paths(tmp_path: Path) -> None:
         ({"store_schema": "Bad-Schema"}, "store_schema"),
         ({"unknown": 1}, "unknown"),
         ({"listen": {"tls": {"cert": "c.pem"}}}, "listen.tls.key"),
+        ({"broker": {"unauthenticated_rate": 0}}, "broker.unauthenticated_rate"),
+        ({"broker": {"burst": 0}}, "broker.burst"),
+        ({"broker": {"throttle_peers": 1}}, "broker.throttle_peers"),
     ],
-    ids=["port", "mode", "ttls", "schema", "unknown", "tls-key"],
+    ids=["port", "mode", "ttls", "schema", "unknown", "tls-key", "rate", "burst", "peers"],
 )
 def test_bad_configs_name_the_path(tmp_path: Path, doc: dict[str, object], where: str) -> None:
     with pytest.raises(PolicyError) as info:
