@@ -21,15 +21,14 @@ from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
-from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from tee.attestation import Claims, check_measurements
 from tee.binding import expectation
 from tee.errors import EvidenceRefused
 from tee.registry import TeeEntry
+from tee.sim import load_public_key
 from tee.verifiers import verifier_for
-from tokengate.errors import ConfigError
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,23 +65,8 @@ class EvidenceChecker:
 
 
 def load_sim_key(path: Path) -> Ed25519PublicKey:
-    """The development public key of simulated evidence from a PEM file (public or private).
+    """The development public key of simulated evidence (PEM, public or private).
 
     ConfigError when the file is missing or not an Ed25519 key.
     """
-    try:
-        pem = path.read_bytes()
-    except OSError as e:
-        raise ConfigError(f"kms: sim_key: cannot read {path} ({e.strerror or e})") from e
-    try:
-        if b"PRIVATE KEY" in pem:
-            private = serialization.load_pem_private_key(pem, password=None)
-            if isinstance(private, Ed25519PrivateKey):
-                return private.public_key()
-        else:
-            public = serialization.load_pem_public_key(pem)
-            if isinstance(public, Ed25519PublicKey):
-                return public
-    except ValueError as e:
-        raise ConfigError(f"kms: sim_key: {path} is not a PEM key") from e
-    raise ConfigError(f"kms: sim_key: {path} is not an Ed25519 key")
+    return load_public_key(path, setting="kms: sim_key")

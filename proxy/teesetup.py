@@ -15,8 +15,7 @@ from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from kms_client.audit_port import Auditor
 from proxy.teeconfig import TeeConfig
@@ -24,8 +23,8 @@ from tee.admission import Verification
 from tee.broker_client import BrokerClient
 from tee.jobs import JobLink, JobRunner
 from tee.pool import Schedule, TeePool, WorkerSpec
+from tee.sim import load_public_key
 from tee.worker_client import WorkerClient
-from tokengate.errors import ConfigError
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,22 +49,7 @@ class TeePoolReady:
 
 def load_sim_key(path: Path) -> Ed25519PublicKey:
     """The development public key of simulated evidence (PEM, public or private)."""
-    try:
-        pem = path.read_bytes()
-    except OSError as e:
-        raise ConfigError(f"tee.sim_key: cannot read {path} ({e.strerror or e})") from e
-    try:
-        if b"PRIVATE KEY" in pem:
-            private = serialization.load_pem_private_key(pem, password=None)
-            if isinstance(private, Ed25519PrivateKey):
-                return private.public_key()
-        else:
-            public = serialization.load_pem_public_key(pem)
-            if isinstance(public, Ed25519PublicKey):
-                return public
-    except ValueError as e:
-        raise ConfigError(f"tee.sim_key: {path} is not a PEM key") from e
-    raise ConfigError(f"tee.sim_key: {path} is not an Ed25519 key")
+    return load_public_key(path, setting="tee.sim_key")
 
 
 def verification_of(config: TeeConfig, data_dir: Path) -> Verification:

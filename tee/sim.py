@@ -30,6 +30,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey,
 from kms_client.atomic_file import locked, write_atomic
 from tee.attestation import Claims, Expectation, Platform, Policy, check_binding, check_measurements
 from tee.errors import EvidenceRefused
+from tokengate.errors import ConfigError
 
 FORMAT = "tokengate-sim-evidence/1"
 _SIGNATURE = re.compile(rb"[0-9a-f]{128}")  # one spelling only: no malleable encodings
@@ -54,6 +55,29 @@ def load_or_create_key(data_dir: Path) -> Ed25519PrivateKey:
         )
         write_atomic(path, pem)
         return key
+
+
+def load_public_key(path: Path, *, setting: str) -> Ed25519PublicKey:
+    """The development public key of simulated evidence from a PEM file (public or private).
+
+    ConfigError naming ``setting`` when the file is missing or not an Ed25519 key.
+    """
+    try:
+        pem = path.read_bytes()
+    except OSError as e:
+        raise ConfigError(f"{setting}: cannot read {path} ({e.strerror or e})") from e
+    try:
+        if b"PRIVATE KEY" in pem:
+            private = serialization.load_pem_private_key(pem, password=None)
+            if isinstance(private, Ed25519PrivateKey):
+                return private.public_key()
+        else:
+            public = serialization.load_pem_public_key(pem)
+            if isinstance(public, Ed25519PublicKey):
+                return public
+    except ValueError as e:
+        raise ConfigError(f"{setting}: {path} is not a PEM key") from e
+    raise ConfigError(f"{setting}: {path} is not an Ed25519 key")
 
 
 @dataclass(frozen=True, slots=True)
