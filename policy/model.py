@@ -22,6 +22,22 @@ from policy.types import Bytes, Duration, StrictModel
 HttpMethod = Literal["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]
 _ROUTE_NAME = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,62}$")
 _TENANT = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}$")
+
+
+def check_route_name(v: str) -> str:
+    """A route name as every route table spells it (gateway and egress routes)."""
+    if not _ROUTE_NAME.match(v):
+        raise ValueError("route name must be 1-63 chars of a-z 0-9 _ . - starting alphanumeric")
+    return v
+
+
+def check_tenant(v: str | None) -> str | None:
+    """A tenant id as records carry it (None: none)."""
+    if v is not None and not _TENANT.match(v):
+        raise ValueError("tenant must be 1-64 of A-Z a-z 0-9 _ . : - starting alphanumeric")
+    return v
+
+
 _HOST = re.compile(
     r"^(\*\.)?([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)(\.[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)*$"
 )
@@ -172,16 +188,12 @@ class Route(StrictModel):
     @field_validator("name")
     @classmethod
     def _name(cls, v: str) -> str:
-        if not _ROUTE_NAME.match(v):
-            raise ValueError("route name must be 1-63 chars of a-z 0-9 _ . - starting alphanumeric")
-        return v
+        return check_route_name(v)
 
     @field_validator("tenant")
     @classmethod
     def _tenant(cls, v: str | None) -> str | None:
-        if v is not None and not _TENANT.match(v):
-            raise ValueError("tenant must be 1-64 of A-Z a-z 0-9 _ . : - starting alphanumeric")
-        return v
+        return check_tenant(v)
 
     @model_validator(mode="after")
     def _fields_consistent(self) -> Route:

@@ -20,16 +20,12 @@ route releases) run when the routes are compiled (:mod:`proxy.egress.compile`).
 
 from __future__ import annotations
 
-import re
-
 from pydantic import Field, field_validator, model_validator
 
 from policy.fields import CLASS_NAME, FieldRule
-from policy.model import RouteMatch
+from policy.model import RouteMatch, check_route_name, check_tenant
 from policy.types import Bytes, Duration, StrictModel
 
-_ROUTE_NAME = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,62}$")
-_TENANT = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}$")
 REQUEST_ACTIONS = frozenset({"detokenize", "redact", "mask", "hash"})
 RESPONSE_ACTIONS = frozenset({"tokenize", "redact", "mask", "hash"})
 
@@ -97,16 +93,12 @@ class EgressRoute(StrictModel):
     @field_validator("name")
     @classmethod
     def _name(cls, v: str) -> str:
-        if not _ROUTE_NAME.match(v):
-            raise ValueError("route name must be 1-63 chars of a-z 0-9 _ . - starting alphanumeric")
-        return v
+        return check_route_name(v)
 
     @field_validator("tenant")
     @classmethod
     def _tenant(cls, v: str | None) -> str | None:
-        if v is not None and not _TENANT.match(v):
-            raise ValueError("tenant must be 1-64 of A-Z a-z 0-9 _ . : - starting alphanumeric")
-        return v
+        return check_tenant(v)
 
     @field_validator("match")
     @classmethod
