@@ -11,7 +11,6 @@ client secret once (stdout) and the line to paste under ``egress.clients``
 from __future__ import annotations
 
 import asyncio
-import sys
 from pathlib import Path
 
 import click
@@ -20,6 +19,7 @@ from audit.errors import AuditError
 from policy.errors import PolicyError
 from proxy.cli.gatewayfile import load_gateway_file
 from proxy.cli.keys_cmd import ACTOR_OPTION, CONFIG_OPTION, collect_shares
+from proxy.cli.startup import start_errors
 from proxy.egress.config import CLIENT_NAME
 from tokengate.errors import GatewayError
 
@@ -44,19 +44,8 @@ def serve(config_path: Path) -> None:
         raise click.ClickException(
             "egress: mitmproxy is missing; install the extra: pip install 'tokengate[egress]'"
         ) from e
-    try:
+    with start_errors():
         serve_main(config_path)
-    except PolicyError as e:
-        click.echo("tokengate: invalid configuration:", err=True)
-        for problem in e.problems:
-            click.echo(f"  {problem}", err=True)
-        sys.exit(2)
-    except (GatewayError, AuditError) as e:
-        click.echo(f"tokengate: cannot start: {e}", err=True)
-        sys.exit(2)
-    except OSError as e:
-        click.echo(f"tokengate: cannot start: {e.strerror or type(e).__name__}", err=True)
-        sys.exit(2)
 
 
 @egress.command("ca")

@@ -201,27 +201,13 @@ async def _split(keys: KeysConfig, data_dir: Path, n: int, k: int) -> list[Share
 )
 def kms_serve(config_path: Path) -> None:
     """Serve the KMS: TEE registry, key broker and remote-root operations."""
-    import sys
-
-    from audit.errors import AuditError
     from kms.config import load_kms_config
     from kms.runner import serve as serve_kms
-    from policy.errors import PolicyError
+    from proxy.cli.startup import start_errors
 
-    try:
+    with start_errors("cannot start the KMS"):
         settings = load_kms_config(config_path)
         asyncio.run(serve_kms(settings, announce=lambda line: click.echo(line, err=True)))
-    except PolicyError as e:
-        click.echo("tokengate: invalid configuration:", err=True)
-        for problem in e.problems:
-            click.echo(f"  {problem}", err=True)
-        sys.exit(2)
-    except (GatewayError, AuditError) as e:
-        click.echo(f"tokengate: cannot start the KMS: {e}", err=True)
-        sys.exit(2)
-    except OSError as e:
-        click.echo(f"tokengate: cannot start the KMS: {e.strerror or type(e).__name__}", err=True)
-        sys.exit(2)
 
 
 @kms.group("credential")

@@ -7,9 +7,7 @@ from pathlib import Path
 
 import click
 
-from audit.errors import AuditError
-from policy.errors import PolicyError
-from tokengate.errors import GatewayError
+from proxy.cli.startup import start_errors
 
 
 @click.command("serve")
@@ -27,19 +25,8 @@ def serve(config_path: Path, workers: int | None) -> None:
     """Serve the gateway with WORKERS processes sharing the port (SO_REUSEPORT)."""
     from proxy.supervisor import serve_main
 
-    try:
+    with start_errors():
         code = serve_main(config_path, workers)
-    except PolicyError as e:
-        click.echo("tokengate: invalid configuration:", err=True)
-        for problem in e.problems:
-            click.echo(f"  {problem}", err=True)
-        sys.exit(2)
-    except (GatewayError, AuditError) as e:
-        click.echo(f"tokengate: cannot start: {e}", err=True)
-        sys.exit(2)
-    except OSError as e:
-        click.echo(f"tokengate: cannot start: {e.strerror or type(e).__name__}", err=True)
-        sys.exit(2)
     sys.exit(code)
 
 
