@@ -160,8 +160,8 @@ def write_config(work: Path, *, party_port: int, relay_port: int, digest: str) -
 
 async def make_tokens(config: Path) -> list[str]:
     """Tokenize the values in the relay's vault before it starts (same files, same keys)."""
+    from kms_client.keysetup import audited_keys
     from proxy.cli.gatewayfile import load_gateway_file
-    from proxy.keysetup import audited_keys
     from vault.api import TokenizeItem
     from vault.engine import Vault
     from vault.opening import open_store

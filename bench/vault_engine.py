@@ -3,7 +3,7 @@
 Measures what the engine itself costs, with no store time: the real
 :class:`vault.engine.Vault` over :class:`vault.memory_store.MemoryVaultStore`
 and a real key manager opened as the gateway opens one
-(:func:`proxy.keysetup.audited_keys` on a throwaway data dir: development
+(:func:`kms_client.keysetup.audited_keys` on a throwaway data dir: development
 root, file keyring, audit log). For each token format it tokenizes ``n``
 distinct values in batches of ``batch`` (one message's worth), then
 detokenizes those ``n`` tokens in batches, checks every value came back, and
@@ -110,7 +110,7 @@ async def measure(setting: Setting) -> dict[str, dict[str, list[float]]]:
     """Per format: the tokenize and detokenize us/token of each measured repeat."""
     from audit.config import AuditConfig
     from kms_client import KeysConfig
-    from proxy.keysetup import audited_keys
+    from kms_client.keysetup import audited_keys
     from vault.engine import Vault
     from vault.memory_store import MemoryVaultStore
 

@@ -2,7 +2,7 @@
 
 Order: credentials and production checks (no IO beyond reading files), the
 audit log and the KMS's own keyring through the gateway's machinery
-(:func:`proxy.keysetup.audited_keys`: same root backends, same auto-unseal,
+(:func:`kms_client.keysetup.audited_keys`: same root backends, same auto-unseal,
 same control socket for ``tokengate kms unseal``), then the registry, broker
 and remote-root tables (one ``store`` URI), then the HTTP(S) listener. Named
 background tasks purge expired broker rows and write the aggregated
@@ -40,8 +40,8 @@ from kms.tees import TeeAdmin
 from kms.throttle import PeerThrottle
 from kms.throttling import report_loop, report_pending, throttle_middleware
 from kms.verification import EvidenceChecker, load_sim_key
+from kms_client.keysetup import audited_keys
 from policy.errors import PolicyError
-from proxy.keysetup import audited_keys
 from tee import sim
 from tee.registry import open_registry
 from tokengate.errors import ConfigError

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from kms_client import KeyManager
-from proxy.keysetup import fallback_checkpoint_signer
+from kms_client.keysetup import fallback_checkpoint_signer
 from proxy.settings import Settings
 
 CHECKPOINT_JWKS = Path("keys/audit-checkpoint.jwks.json")

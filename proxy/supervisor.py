@@ -22,7 +22,7 @@ from multiprocessing.process import BaseProcess
 from pathlib import Path
 from types import FrameType
 
-from proxy.keysetup import audited_keys
+from kms_client.keysetup import audited_keys
 from proxy.logs import setup_logging
 from proxy.settings import Settings, load_settings
 

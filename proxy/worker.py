@@ -20,6 +20,7 @@ from pathlib import Path
 import uvloop
 from aiohttp import web
 
+from kms_client.keysetup import audited_keys
 from proxy.accesslog import WRITER as ACCESS_LOG
 from proxy.accesslog import JsonAccessLogger
 from proxy.admin import build_admin_app
@@ -32,7 +33,6 @@ from proxy.auditing import GatewayAudit
 from proxy.authn.setup import open_gate
 from proxy.fieldsetup import VaultReady, open_fields
 from proxy.keys import KeyringReady, publish_checkpoint_jwks
-from proxy.keysetup import audited_keys
 from proxy.protocol import GatewayRunner
 from proxy.readiness import Readiness, ReadinessCheck, TcpCheck
 from proxy.reload import Reloader

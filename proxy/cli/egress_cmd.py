@@ -63,9 +63,9 @@ def ca(config_path: Path, actor: str) -> None:
 
 
 async def _ca_pem(config_path: Path, actor: str) -> bytes:
+    from kms_client.keysetup import audited_keys
     from kms_client.secrets import WrappedSecrets
     from proxy.egress.ca import CA_PURPOSE, load_or_create_ca
-    from proxy.keysetup import audited_keys
 
     gf = await asyncio.to_thread(load_gateway_file, config_path)
     async with audited_keys(

@@ -29,12 +29,12 @@ from audit.config import AuditConfig
 from audit.errors import AuditError
 from kms_client.config import KeysConfig
 from kms_client.keyring import KeyKind
+from kms_client.keysetup import audited_keys
 from kms_client.manager import KeyManager
 from kms_client.rewrap import RewrapSource, rewrap_sources, run_rewrap
 from kms_client.shamir import Share
 from policy.errors import PolicyError
 from proxy.cli.gatewayfile import load_gateway_file
-from proxy.keysetup import audited_keys
 from tokengate.errors import GatewayError
 from vault.config import VaultConfig
 from vault.opening import open_store

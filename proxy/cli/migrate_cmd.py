@@ -22,10 +22,10 @@ from pathlib import Path
 import click
 
 from audit.errors import AuditError
+from kms_client.keysetup import audited_keys
 from policy.errors import PolicyError
 from proxy.cli.gatewayfile import GatewayFile, field_classes, load_gateway_file
 from proxy.cli.keys_cmd import ACTOR_OPTION, CONFIG_OPTION, collect_shares
-from proxy.keysetup import audited_keys
 from proxy.migrate.errors import MigrateError
 from proxy.migrate.opening import open_source
 from proxy.migrate.runner import Counts, Migration, Plan

@@ -25,11 +25,11 @@ import click
 from audit.config import AuditConfig
 from audit.errors import AuditError
 from kms_client.config import KeysConfig
+from kms_client.keysetup import audited_keys
 from policy.errors import PolicyError
 from proxy.adminapi.acts import Actor, SessionAdmin
 from proxy.adminapi.listing import is_session_id, is_sub, rfc3339, session_view, sid_hash
 from proxy.cli.keys_cmd import ACTOR_OPTION, CONFIG_OPTION, collect_shares
-from proxy.keysetup import audited_keys
 from proxy.sessions.config import SessionStoreConfig
 from tokengate.errors import GatewayError
 

@@ -2,7 +2,7 @@
 
 Order (each step fails the start with a message naming its cause):
 gateway.yaml and its field classes; the egress policy files (every problem
-at once); the audit log and the unsealed keyring (:func:`proxy.keysetup.audited_keys`);
+at once); the audit log and the unsealed keyring (:func:`kms_client.keysetup.audited_keys`);
 the vault store and the rate limiter (:func:`proxy.fieldsetup.open_fields`,
 the gateway's own); the relay's CA from the keyring store (made on first
 start); the listener; the admin listener when ``egress.admin`` is set
@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from audit.log import AuditLog
+from kms_client.keysetup import audited_keys
 from kms_client.manager import KeyManager
 from kms_client.secrets import WrappedSecrets
 from proxy.cli.gatewayfile import GatewayFile, load_gateway_file
@@ -34,7 +35,6 @@ from proxy.egress.compile import EgressTable, load_egress
 from proxy.egress.metrics import EgressMetrics
 from proxy.egress.relay import Relay, RelaySettings
 from proxy.fieldsetup import FieldRuntime, open_fields
-from proxy.keysetup import audited_keys
 from proxy.logs import setup_logging
 from tokengate import __version__
 from tokengate.errors import ConfigError

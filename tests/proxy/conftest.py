@@ -12,11 +12,11 @@ import pytest
 from aiohttp import web
 
 from kms_client import KeyManager
+from kms_client.keysetup import audited_keys
 from proxy.accesslog import JsonAccessLogger
 from proxy.app import build_app
 from proxy.authn.setup import open_gate
 from proxy.fieldsetup import FieldRuntime, open_fields
-from proxy.keysetup import audited_keys
 from proxy.protocol import GatewayRunner
 from proxy.settings import Settings, load_settings
 from proxy.state import Live
