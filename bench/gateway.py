@@ -22,7 +22,7 @@ from pathlib import Path
 
 from bench import cpu, targets
 from bench.loadgen import WrkResult, WrkSettings, request_script, run_wrk
-from bench.procs import BenchError, Servers, free_port, http_status, signals_as_interrupt
+from bench.procs import BenchError, Server, Servers, free_port, http_status, signals_as_interrupt
 from bench.report import NOISY_PCT, Measurement, Report
 
 SEED_RECORDS = 10
@@ -145,6 +145,7 @@ def measure(
     report: Report,
     raw_dir: Path,
     servers: Servers,
+    target: Server,
 ) -> None:
     """Probe, warm up and measure one running target on every endpoint.
 
@@ -163,13 +164,13 @@ def measure(
             script = raw_dir / f"{launch.name}-{ep.name}.lua"
             script.write_text(request_script(ep.method, ep.body))
         try:
-            best = _quietest_run(launch, url, ep, plan, servers, script)
+            best = _quietest_run(launch, url, ep, plan, servers, target, script)
         except (ValueError, subprocess.TimeoutExpired) as e:
             report.add(Measurement.failed(launch, ep.name, str(e)))
             continue
-        result, load, raw = best
+        result, load, raw, target_cpu = best
         (raw_dir / f"{launch.name}-{ep.name}.txt").write_text(raw)
-        report.add(Measurement.of(launch, ep.name, result, load))
+        report.add(Measurement.of(launch, ep.name, result, load, target_cpu))
         print(
             f"  {launch.name:<20} {ep.name:<11} {result.rps:>10.0f} rps"
             f"  (other processes: {load.foreign_pct:.0f}% of a core)",
@@ -183,9 +184,12 @@ def _quietest_run(
     ep: Endpoint,
     plan: Plan,
     servers: Servers,
+    target: Server,
     script: Path | None = None,
-) -> tuple[WrkResult, cpu.CpuShare, str]:
-    attempts: list[tuple[WrkResult, cpu.CpuShare, str]] = []
+) -> tuple[WrkResult, cpu.CpuShare, str, float]:
+    """The quietest of up to ``plan.retries + 1`` runs: wrk's result, the machine's
+    CPU share, wrk's raw output and the CPU seconds the target's session used."""
+    attempts: list[tuple[WrkResult, cpu.CpuShare, str, float]] = []
     while len(attempts) <= plan.retries:
         if attempts:
             noisy = attempts[-1][1].foreign_pct
@@ -194,9 +198,11 @@ def _quietest_run(
         if plan.warmup_s:
             run_wrk(plan.wrk, url, ep.headers, duration_s=plan.warmup_s, script=script)
         before = cpu.sample(servers.session_ids())
+        target_before = cpu.sessions_cpu_s([target.proc.pid])
         result, raw = run_wrk(plan.wrk, url, ep.headers, script=script)
+        target_cpu = cpu.sessions_cpu_s([target.proc.pid]) - target_before
         load = cpu.share(before, cpu.sample(servers.session_ids()))
-        attempts.append((result, load, raw))
+        attempts.append((result, load, raw, target_cpu))
         if load.foreign_pct <= NOISY_PCT:
             break
     return min(attempts, key=lambda a: a[1].foreign_pct)
@@ -208,14 +214,14 @@ def run(args: argparse.Namespace, workdir: Path, report: Report) -> None:
     raw_dir = prepare_workdir(workdir)
     with Servers(workdir / "logs") as servers:
         backend = targets.demo_backend(free_port(), workdir / "demo-data")
-        servers.start("demo-backend", backend.argv, ready=backend.ready)
+        backend_server = servers.start("demo-backend", backend.argv, ready=backend.ready)
         endpoints = prepare_endpoints(backend.base_url)
         for name, factory in _factories(workdir, int(backend.base_url.rsplit(":", 1)[1])):
             if args.targets and name not in args.targets:
                 continue
             print(f"- {name}", flush=True)
             if factory is None:
-                measure(backend, endpoints, plan, report, raw_dir, servers)
+                measure(backend, endpoints, plan, report, raw_dir, servers, backend_server)
                 continue
             launch = factory()
             try:
@@ -225,7 +231,7 @@ def run(args: argparse.Namespace, workdir: Path, report: Report) -> None:
                 print(f"  {name}: FAILED to start\n{e}", flush=True)
                 continue
             try:
-                measure(launch, endpoints, plan, report, raw_dir, servers)
+                measure(launch, endpoints, plan, report, raw_dir, servers, server)
             finally:
                 servers.stop(server)
 

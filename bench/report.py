@@ -38,10 +38,30 @@ class Measurement:
     result: WrkResult | None
     error: str | None = None
     cpu: CpuShare | None = None
+    target_cpu_s: float | None = None  # CPU seconds the target's processes used meanwhile
 
     @classmethod
-    def of(cls, launch: Launch, endpoint: str, result: WrkResult, cpu: CpuShare) -> Measurement:
-        return cls(launch.name, launch.label, endpoint, result, cpu=cpu)
+    def of(
+        cls,
+        launch: Launch,
+        endpoint: str,
+        result: WrkResult,
+        cpu: CpuShare,
+        target_cpu_s: float | None = None,
+    ) -> Measurement:
+        return cls(launch.name, launch.label, endpoint, result, cpu=cpu, target_cpu_s=target_cpu_s)
+
+    @property
+    def cpu_us_per_request(self) -> float | None:
+        """CPU the target spent per answered request (all its processes, workers included).
+
+        On a machine where the load generator, the backend and the proxy share
+        few cores this is the fairer cost figure: rps depends on who wins the
+        cores, CPU per request does not.
+        """
+        if self.target_cpu_s is None or self.result is None or not self.result.requests:
+            return None
+        return self.target_cpu_s / self.result.requests * 1e6
 
     @property
     def noisy(self) -> bool:
@@ -66,6 +86,9 @@ class Measurement:
                 "other_processes": round(self.cpu.foreign_pct, 1),
             },
             "noisy": self.noisy,
+            "target_cpu_us_per_request": None
+            if (us := self.cpu_us_per_request) is None
+            else round(us, 1),
         }
 
 
@@ -219,7 +242,8 @@ class Report:
         return "\n".join(lines)
 
     def _table(self, ep: str) -> list[str]:
-        lines = [_row("target", "rps", "p50 ms", "p99 ms", "x direct", "other cpu")]
+        head = ("rps", "p50 ms", "p99 ms", "x direct", "cpu us/req", "other cpu")
+        lines = [_row("target", *head)]
         for m in (m for m in self.measurements if m.endpoint == ep):
             if m.result is None:
                 lines.append(f"{m.target:<20} FAILED: {_gist(m.error or '')}")
@@ -227,7 +251,8 @@ class Report:
             res = m.result
             x = _fmt(self.ratio(m.target, "direct", ep))
             other = "-" if m.cpu is None else f"{m.cpu.foreign_pct:.0f}%" + "!" * m.noisy
-            cells = (f"{res.rps:.0f}", f"{res.p50_ms:.2f}", f"{res.p99_ms:.2f}", x, other)
+            us = "-" if (c := m.cpu_us_per_request) is None else f"{c:.0f}"
+            cells = (f"{res.rps:.0f}", f"{res.p50_ms:.2f}", f"{res.p99_ms:.2f}", x, us, other)
             row = _row(m.target, *cells)
             if not res.clean:
                 row += f"  (errors: {res.socket_errors} socket, {res.non_2xx_3xx} non-2xx)"

@@ -232,6 +232,7 @@ def run(args: argparse.Namespace, workdir: Path, report: Report) -> None:
                     report,
                     raw_dir,
                     servers,
+                    server,
                 )
             except (BenchError, OSError) as e:
                 report.add_failed_target(launch, ["healthz"], f"{v.name}: {e}")

@@ -104,7 +104,7 @@ def seed(gateway: targets.Launch, bearer: str, backend_url: str) -> None:
 
 
 def measure_pair(
-    pair: list[tuple[targets.Launch, list[Endpoint]]],
+    pair: list[tuple[targets.Launch, Server, list[Endpoint]]],
     names: Sequence[str],
     phases: Sequence[Phase],
     servers: StoreServers,
@@ -117,7 +117,7 @@ def measure_pair(
     """
     for name in names:
         for phase in phases:
-            for gw, eps in pair:
+            for gw, server, eps in pair:
                 ep = [e for e in eps if e.name == name]
                 http_status(
                     gw.base_url + ep[0].path,
@@ -126,7 +126,7 @@ def measure_pair(
                     method=ep[0].method,
                     data=ep[0].body,
                 )
-                measure(gw, ep, phase.plan, phase.report, phase.raw_dir, servers)
+                measure(gw, ep, phase.plan, phase.report, phase.raw_dir, servers, server)
 
 
 def run_gateways(
@@ -140,18 +140,17 @@ def run_gateways(
 ) -> None:
     """Start the pass-through and the field gateway, log in on each, seed, measure, stop."""
     started: list[Server] = []
-    pair: list[tuple[targets.Launch, list[Endpoint]]] = []
+    pair: list[tuple[targets.Launch, Server, list[Endpoint]]] = []
     try:
         for kind in cfg.KINDS:
             gw = launch(kind, workers, backend, site, prep)
             print(f"- {gw.name}", flush=True)
-            started.append(
-                servers.start(gw.name, gw.argv, ready=gw.ready, env=dict(prep.vault.env))
-            )
+            server = servers.start(gw.name, gw.argv, ready=gw.ready, env=dict(prep.vault.env))
+            started.append(server)
             bearer = mint_token(gw.base_url)
             if kind == "fields" and any(n.startswith("detokenize") for n in names):
                 seed(gw, bearer, f"http://127.0.0.1:{site.upstream}")
-            pair.append((gw, cfg.endpoints(bearer)))
+            pair.append((gw, server, cfg.endpoints(bearer)))
         measure_pair(pair, names, phases, servers)
     except (BenchError, OSError) as e:
         for phase in phases:

@@ -13,10 +13,11 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 
-from bench import cpu, route_matching, targets
+from bench import cpu, gateway, route_matching, targets
 from bench.loadgen import WrkSettings, parse_wrk, run_wrk
 from bench.procs import BenchError, Servers, free_port, http_status
 from bench.ref_proxy import make_app
+from bench.report import Measurement, Report
 from policy.routing import Router
 from proxy.settings import load_settings
 
@@ -142,6 +143,40 @@ def test_servers_measure_through_ref_proxy_and_nginx_then_stop(tmp_path: Path) -
             assert result.clean
     assert all(not s.alive() for s in started)
     assert http_status(backend.base_url + "/healthz", timeout=0.5) == 0
+
+
+def test_measure_records_the_cpu_the_target_spent_per_request(tmp_path: Path) -> None:
+    settings = WrkSettings(1, 4, 1)
+    report = Report(settings, warmup_s=0)
+    backend = targets.demo_backend(free_port(), tmp_path / "demo")
+    upstream_port = int(backend.base_url.rsplit(":", 1)[1])
+    with Servers(tmp_path) as servers:
+        servers.start("backend", backend.argv, ready=backend.ready)
+        launch = targets.ref_proxy(free_port(), upstream_port)
+        proxy = servers.start(launch.name, launch.argv, ready=launch.ready)
+        plan = gateway.Plan(settings, warmup_s=0, retries=0, quiet_wait_s=0.0)
+        endpoint = gateway.Endpoint("healthz", "/healthz", {})
+        gateway.measure(launch, [endpoint], plan, report, tmp_path, servers, proxy)
+    (m,) = report.measurements
+    assert m.result is not None
+    assert m.result.requests > 0
+    # A proxy spends tens to hundreds of microseconds of CPU per request: never
+    # nothing, never milliseconds (only the window of the wrk run is counted).
+    assert m.cpu_us_per_request is not None
+    assert 1 < m.cpu_us_per_request < 5_000
+    assert m.as_dict()["target_cpu_us_per_request"] == round(m.cpu_us_per_request, 1)
+    header, row = report.render().split("endpoint healthz\n", 1)[1].splitlines()[:2]
+    assert "cpu us/req" in header
+    assert f"{m.cpu_us_per_request:.0f}" in row.split()
+
+
+def test_cpu_per_request_is_unknown_without_the_targets_cpu() -> None:
+    result = parse_wrk(WRK_CLEAN)
+    launch = targets.ref_proxy(1, 2)
+    load = cpu.CpuShare(100.0, 100.0)
+    assert Measurement.of(launch, "healthz", result, load).cpu_us_per_request is None
+    m = Measurement.of(launch, "healthz", result, load, target_cpu_s=3.502)
+    assert m.cpu_us_per_request == pytest.approx(100.0)  # 3.502 s over 35,020 requests
 
 
 def test_servers_report_a_server_that_exits(tmp_path: Path) -> None:
