@@ -2,7 +2,9 @@
 
 Rules, in the order a call meets them:
 1. ``CONNECT`` carries ``Proxy-Authorization`` of a configured client, or the
-   answer is 407 (the client is then bound to that connection). A target no
+   answer is 407 (the client is then bound to that connection, and each
+   request on it re-checks that the client is still configured with that
+   secret: a reload that removes it cuts its open tunnels off). A target no
    egress route names is refused (403) unless ``unlisted_hosts: tunnel``,
    where its bytes pass untouched (:meth:`EgressAddon.next_layer`: no TLS
    interception, no rules, nothing released).
@@ -104,6 +106,30 @@ class EgressAddon:
         self._authed: weakref.WeakKeyDictionary[connection.Client, Client] = (
             weakref.WeakKeyDictionary()
         )
+
+    def replace_rules(
+        self,
+        *,
+        table: EgressTable,
+        clients: ClientTable,
+        unlisted_hosts: Literal["refuse", "tunnel"],
+    ) -> None:
+        """Serve new routes and clients from the next hook on (a reload; one synchronous swap).
+
+        Not named ``update``: mitmproxy would take that for its own event hook.
+
+        Calls already admitted finish under the rules they were admitted by;
+        connections bound to a client that is gone are refused from their next
+        request on (:meth:`ClientTable.current`).
+        """
+        self._table = table
+        self._clients = clients
+        self._tunnel = unlisted_hosts == "tunnel"
+
+    @property
+    def table(self) -> EgressTable:
+        """The routes now served."""
+        return self._table
 
     # -- hooks ------------------------------------------------------------------------
 
@@ -254,8 +280,10 @@ class EgressAddon:
         flow.metadata[_CALL] = call
 
     def _client_of(self, flow: http.HTTPFlow) -> Client:
-        client = self._authed.get(flow.client_conn)
-        if client is None:  # absolute-form (plain HTTP) requests carry their own credentials
+        bound = self._authed.get(flow.client_conn)
+        if bound is not None:  # authenticated at CONNECT: still a client of the current table?
+            client = self._clients.current(bound)
+        else:  # absolute-form (plain HTTP) requests carry their own credentials
             client = self._clients.authenticate(flow.request.headers.get_all("Proxy-Authorization"))
         if client is None:
             raise EgressError("proxy_auth_required")

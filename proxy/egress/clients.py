@@ -21,7 +21,7 @@ import hashlib
 import hmac
 import re
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Final
 
 from kms_client.rng import random_bytes
@@ -49,6 +49,9 @@ class Client:
 
     name: str
     roles: frozenset[str]
+    # The configured SHA-256 of its secret: after a reload, a connection bound to
+    # this client is re-checked against the new table (not secret, never logged).
+    credential: bytes = field(default=b"", repr=False, compare=False)
 
     @property
     def subject(self) -> str:
@@ -65,8 +68,11 @@ class ClientTable:
 
     def __init__(self, clients: Iterable[EgressClient]) -> None:
         listed = tuple(clients)
-        self._clients = tuple(Client(c.name, frozenset(c.roles)) for c in listed)
         self._digests = tuple(bytes.fromhex(c.sha256) for c in listed)
+        self._clients = tuple(
+            Client(c.name, frozenset(c.roles), digest)
+            for c, digest in zip(listed, self._digests, strict=True)
+        )
 
     def __len__(self) -> int:
         return len(self._clients)
@@ -85,6 +91,20 @@ class ClientTable:
         if found < 0 or self._clients[found].name != name:  # names are not secret
             return None
         return self._clients[found]
+
+    def current(self, client: Client) -> Client | None:
+        """This table's entry for ``client`` (same name and secret), or None if it is gone.
+
+        A connection authenticates once, at CONNECT; after a reload its client
+        may have been removed, given another secret or other roles. Requests on
+        the connection then act as the current entry, or are refused.
+        """
+        for entry in self._clients:
+            if entry.name == client.name and hmac.compare_digest(
+                entry.credential, client.credential
+            ):
+                return entry
+        return None
 
 
 def _basic(headers: Sequence[str]) -> tuple[str, str] | None:

@@ -73,3 +73,24 @@ def test_a_client_is_never_a_user() -> None:
     assert client is not None
     assert client.subject == "egress:alice"
     assert client.roles == frozenset({"payments"})
+
+
+def test_current_follows_a_reload_by_name_and_secret() -> None:
+    alice = TABLE.authenticate([_basic("alice", ALICE)])
+    assert alice is not None
+    same = ClientTable([EgressClient(name="alice", roles=["refunds"], sha256=secret_digest(ALICE))])
+    now = same.current(alice)
+    assert now is not None
+    assert now.roles == frozenset({"refunds"})  # requests act with the roles now configured
+    rotated = ClientTable([EgressClient(name="alice", sha256=secret_digest(new_client_secret()))])
+    assert rotated.current(alice) is None
+    renamed = ClientTable([EgressClient(name="alicia", sha256=secret_digest(ALICE))])
+    assert renamed.current(alice) is None
+    assert TABLE.current(alice) == alice
+
+
+def test_the_credential_stays_out_of_the_clients_repr() -> None:
+    alice = TABLE.authenticate([_basic("alice", ALICE)])
+    assert alice is not None
+    assert secret_digest(ALICE) not in repr(alice)
+    assert "credential" not in repr(alice)
