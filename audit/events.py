@@ -474,6 +474,14 @@ declare(
     "an egress relay stopped serving",
     reason=text(max_length=256),
 )
+declare(
+    "egress.reload",
+    "an egress relay reload (SIGHUP) was applied or rejected",
+    result=text(required=True, choices={"ok", "rejected"}),
+    trigger=text(required=True, max_length=64),
+    routes=integer(minimum=0),
+    clients=integer(minimum=0),
+)
 
 # ---- proxy.adminapi: tokens (admin API and `tokengate token`) ----
 # Each act is emitted with result "requested" before the vault is touched (an

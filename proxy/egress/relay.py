@@ -30,10 +30,13 @@ from mitmproxy import options
 from mitmproxy.addons import next_layer, proxyserver
 from mitmproxy.master import Master
 
+from proxy.cli.gatewayfile import GatewayFile
 from proxy.egress.addon import EgressAddon
 from proxy.egress.ca import RelayCa
+from proxy.egress.compile import EgressTable
 from proxy.egress.errors import EgressError
 from proxy.egress.tls import RelayTlsConfig, cert_store
+from tokengate.errors import ConfigError
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,6 +50,25 @@ class RelaySettings:
     dhparam: Path  # public DH parameters file (created with mitmproxy's defaults if absent)
     confdir: Path  # mitmproxy's own state directory: named so that it is never ~/.mitmproxy,
     # and never created (the relay's TLS addon reads nothing from it)
+
+    @classmethod
+    def of(cls, gf: GatewayFile, table: EgressTable) -> RelaySettings:
+        """The settings ``egress:`` asks for (paths relative to gateway.yaml's directory)."""
+        egress = gf.gateway.egress
+        upstream_ca = egress.upstream_ca
+        if upstream_ca is not None and not upstream_ca.is_absolute():
+            upstream_ca = gf.config_path.parent / upstream_ca
+        if upstream_ca is not None and not upstream_ca.is_file():
+            raise ConfigError(f"egress.upstream_ca: no such file: {upstream_ca}")
+        largest = max([int(egress.max_body), *(r.max_body for r in table.routes.values())])
+        return cls(
+            host=egress.listen.host,
+            port=egress.listen.port,
+            upstream_ca=upstream_ca,
+            max_body=largest,
+            dhparam=gf.data_dir / "egress" / "dhparam.pem",
+            confdir=gf.data_dir / "egress" / "mitmproxy",
+        )
 
 
 def upstream_trust(upstream_ca: Path | None) -> tuple[str | None, str | None]:
@@ -72,6 +94,11 @@ class Relay:
         self._settings = settings
         self._master: Master | None = None
         self._server: proxyserver.Proxyserver | None = None
+
+    @property
+    def addon(self) -> EgressAddon:
+        """The relay's addon (a reload swaps its routes and clients)."""
+        return self._addon
 
     @property
     def address(self) -> tuple[str, int]:

@@ -7,7 +7,8 @@ the vault store and the rate limiter (:func:`proxy.fieldsetup.open_fields`,
 the gateway's own); the relay's CA from the keyring store (made on first
 start); the listener; the admin listener when ``egress.admin`` is set
 (:mod:`proxy.egress.admin`). Only then is ``egress.start`` written; shutdown
-writes ``egress.stop`` and closes in reverse order.
+writes ``egress.stop`` and closes in reverse order. SIGHUP reloads the routes
+and clients (:mod:`proxy.egress.reload`).
 
 A relay without clients is refused at start: every call would be 407.
 """
@@ -15,6 +16,7 @@ A relay without clients is refused at start: every call would be 407.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import signal
 from collections.abc import AsyncIterator
@@ -26,7 +28,7 @@ from audit.log import AuditLog
 from kms_client.keysetup import audited_keys
 from kms_client.manager import KeyManager
 from kms_client.secrets import WrappedSecrets
-from proxy.cli.gatewayfile import GatewayFile, load_gateway_file
+from proxy.cli.gatewayfile import load_gateway_file
 from proxy.egress.addon import EgressAddon
 from proxy.egress.admin import build_relay_admin_app, relay_readiness, serve_admin
 from proxy.egress.ca import CA_PURPOSE, RelayCa, load_or_create_ca
@@ -34,6 +36,7 @@ from proxy.egress.clients import ClientTable
 from proxy.egress.compile import EgressTable, load_egress
 from proxy.egress.metrics import EgressMetrics
 from proxy.egress.relay import Relay, RelaySettings
+from proxy.egress.reload import EgressReloader
 from proxy.fieldsetup import FieldRuntime, open_fields
 from proxy.logs import setup_logging
 from tokengate import __version__
@@ -48,31 +51,13 @@ class RunningEgress:
 
     relay: Relay
     ca: RelayCa
-    table: EgressTable
+    table: EgressTable  # the routes at start; a reload swaps them in the addon
     keys: KeyManager
     fields: FieldRuntime
     audit: AuditLog
     metrics: EgressMetrics
     admin_address: tuple[str, int] | None  # None: no egress.admin listener
-
-
-def relay_settings(gf: GatewayFile, table: EgressTable) -> RelaySettings:
-    """mitmproxy's settings from ``egress:`` (paths relative to gateway.yaml's directory)."""
-    egress = gf.gateway.egress
-    upstream_ca = egress.upstream_ca
-    if upstream_ca is not None and not upstream_ca.is_absolute():
-        upstream_ca = gf.config_path.parent / upstream_ca
-    if upstream_ca is not None and not upstream_ca.is_file():
-        raise ConfigError(f"egress.upstream_ca: no such file: {upstream_ca}")
-    largest = max([int(egress.max_body), *(r.max_body for r in table.routes.values())])
-    return RelaySettings(
-        host=egress.listen.host,
-        port=egress.listen.port,
-        upstream_ca=upstream_ca,
-        max_body=largest,
-        dhparam=gf.data_dir / "egress" / "dhparam.pem",
-        confdir=gf.data_dir / "egress" / "mitmproxy",
-    )
+    reloader: EgressReloader
 
 
 @asynccontextmanager
@@ -91,7 +76,7 @@ async def open_egress(
             "egress.clients: no client may call the relay (add one: tokengate egress client create)"
         )
     table = await asyncio.to_thread(load_egress, egress, gf.config_path.parent, gf.classes)
-    settings = relay_settings(gf, table)
+    settings = RelaySettings.of(gf, table)
     async with AsyncExitStack() as stack:
         audit_log, keys = await stack.enter_async_context(
             audited_keys(
@@ -146,16 +131,28 @@ async def open_egress(
             ca_fingerprint=ca.fingerprint,
         )
         stack.push_async_callback(audit_log.emit, "egress.stop", reason="shutdown")
-        yield RunningEgress(relay, ca, table, keys, fields, audit_log, metrics, admin_address)
+        reloader = EgressReloader(
+            config_path, addon=addon, audit=audit_log, started=gf, settings=settings
+        )
+        yield RunningEgress(
+            relay, ca, table, keys, fields, audit_log, metrics, admin_address, reloader
+        )
 
 
 async def serve(config_path: Path) -> None:
-    """Run the relay until SIGTERM or SIGINT."""
-    stop = asyncio.Event()
+    """Run the relay until SIGTERM or SIGINT; reload its routes and clients on SIGHUP.
+
+    The SIGHUP handler is in place before the relay listens (a SIGHUP's default
+    action would end the process); one that comes in while starting or while
+    a reload runs is applied once afterwards.
+    """
+    stop, hup = asyncio.Event(), asyncio.Event()
     loop = asyncio.get_running_loop()
     loop.add_signal_handler(signal.SIGTERM, stop.set)
     loop.add_signal_handler(signal.SIGINT, stop.set)
+    loop.add_signal_handler(signal.SIGHUP, hup.set)
     async with open_egress(config_path) as running:
+        reloads = loop.create_task(_reload_on(hup, running.reloader), name="egress-reload")
         host, port = running.relay.address
         log.info(
             "egress relay listening on %s:%d (%d routes, CA %s)",
@@ -168,6 +165,17 @@ async def serve(config_path: Path) -> None:
             log.info("egress admin listening on %s:%d", *running.admin_address)
         await stop.wait()
         log.info("egress relay stopping")
+        reloads.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await reloads
+
+
+async def _reload_on(hup: asyncio.Event, reloader: EgressReloader) -> None:
+    """Reload each time ``hup`` is set (several signals during one reload: one more reload)."""
+    while True:
+        await hup.wait()
+        hup.clear()
+        await reloader.reload("SIGHUP")
 
 
 def serve_main(config_path: Path) -> None:

@@ -84,8 +84,8 @@ def _listening(port: int) -> bool:
         return s.connect_ex(("127.0.0.1", port)) == 0
 
 
-def test_serve_runs_until_sigterm(tmp_path: Path) -> None:
-    config = _config(tmp_path)
+def _spawn(config: Path) -> tuple[subprocess.Popen[str], int]:
+    """``tokengate egress serve`` on ``config``, once it listens; and its port."""
     port = int(config.read_text().split("listen: {host: 127.0.0.1, port: ")[1].split("}")[0])
     env = {k: v for k, v in os.environ.items() if "proxy" not in k.lower()}
     proc = subprocess.Popen(
@@ -95,23 +95,65 @@ def test_serve_runs_until_sigterm(tmp_path: Path) -> None:
         env=env,
         text=True,
     )
+    deadline = time.monotonic() + 30
+    while not _listening(port):
+        if proc.poll() is not None:
+            raise AssertionError(proc.communicate()[1])
+        if time.monotonic() > deadline:
+            proc.kill()
+            raise AssertionError(f"the relay did not listen: {proc.communicate()[1]}")
+        time.sleep(0.05)
+    return proc, port
+
+
+def _stop(proc: subprocess.Popen[str]) -> str:
+    """SIGTERM, then its stderr (killed if it does not exit)."""
     try:
-        deadline = time.monotonic() + 30
-        while not _listening(port):
-            assert proc.poll() is None, proc.communicate()[1]
-            assert time.monotonic() < deadline, "the relay did not listen"
-            time.sleep(0.05)
-        with socket.create_connection(("127.0.0.1", port)) as s:
-            s.sendall(b"CONNECT api.example.com:443 HTTP/1.1\r\nHost: api.example.com:443\r\n\r\n")
-            assert s.recv(64).startswith(b"HTTP/1.1 407")
         proc.send_signal(signal.SIGTERM)
         _, err = proc.communicate(timeout=30)
     finally:
         if proc.poll() is None:
             proc.kill()
             proc.communicate()
+    return err
+
+
+def _audit(tmp_path: Path) -> str:
+    return "".join(p.read_text() for p in (tmp_path / "data" / "audit").glob("*.jsonl"))
+
+
+def test_serve_runs_until_sigterm(tmp_path: Path) -> None:
+    proc, port = _spawn(_config(tmp_path))
+    try:
+        with socket.create_connection(("127.0.0.1", port)) as s:
+            s.sendall(b"CONNECT api.example.com:443 HTTP/1.1\r\nHost: api.example.com:443\r\n\r\n")
+            assert s.recv(64).startswith(b"HTTP/1.1 407")
+    finally:
+        err = _stop(proc)
     assert proc.returncode == 0, err
     assert "egress relay listening on 127.0.0.1" in err
-    audit = "".join(p.read_text() for p in (tmp_path / "data" / "audit").glob("*.jsonl"))
+    audit = _audit(tmp_path)
     assert '"egress.start"' in audit
     assert '"egress.stop"' in audit
+
+
+def test_serve_reloads_routes_on_sighup(tmp_path: Path) -> None:
+    config = _config(tmp_path)
+    proc, _ = _spawn(config)
+    try:
+        routes = tmp_path / "egress" / "routes.yaml"
+        routes.write_text(
+            ROUTES + "  - name: more\n    match: {host: api2.example.com, prefix: /}\n"
+        )
+        proc.send_signal(signal.SIGHUP)
+        deadline = time.monotonic() + 30
+        while '"egress.reload"' not in _audit(tmp_path):
+            assert proc.poll() is None, "the relay exited on SIGHUP"
+            assert time.monotonic() < deadline, "no reload was recorded"
+            time.sleep(0.05)
+    finally:
+        err = _stop(proc)
+    assert proc.returncode == 0, err
+    assert "egress reloaded (SIGHUP): 2 routes, 1 clients" in err
+    (entry,) = [json.loads(x) for x in _audit(tmp_path).splitlines() if '"egress.reload"' in x]
+    assert entry["fields"] == {"result": "ok", "trigger": "SIGHUP", "routes": 2, "clients": 1}
