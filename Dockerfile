@@ -18,13 +18,18 @@ WORKDIR /src
 RUN python -m venv /opt/tokengate
 # The build context is the source tree minus what .dockerignore drops.
 COPY . .
-# The core only (no dev or egress extras), every version from the committed lock.
+# The core by default, every version from the committed lock. EXTRAS=egress adds
+# the egress relay (mitmproxy; run the image with "egress serve --config ..."):
+#   docker build --build-arg EXTRAS=egress -t tokengate-egress:0.1.0 .
 # Bytecode is compiled here, hash-checked rather than mtime-checked, because the
-# runtime filesystem is read-only; the last step proves the entry point imports.
-RUN /opt/tokengate/bin/pip install --no-cache-dir -c constraints.txt . \
+# runtime filesystem is read-only; the last steps prove the entry point (and the
+# relay, when built in) imports.
+ARG EXTRAS=""
+RUN /opt/tokengate/bin/pip install --no-cache-dir -c constraints.txt ".${EXTRAS:+[${EXTRAS}]}" \
     && /opt/tokengate/bin/python -m compileall -q -f --invalidation-mode unchecked-hash \
        /opt/tokengate/lib \
-    && /opt/tokengate/bin/tokengate --help > /dev/null
+    && /opt/tokengate/bin/tokengate --help > /dev/null \
+    && case ",${EXTRAS}," in *,egress,*) /opt/tokengate/bin/python -c "import proxy.egress.server";; esac
 
 FROM ${PYTHON_IMAGE} AS runtime
 LABEL org.opencontainers.image.title="tokengate" \
@@ -48,7 +53,8 @@ COPY --from=builder /opt/tokengate /opt/tokengate
 USER 10001:10001
 WORKDIR /var/lib/tokengate
 VOLUME ["/var/lib/tokengate"]
-# 8080 public listener, 8081 admin listener (health, readiness, metrics).
+# 8080 public listener, 8081 admin listener (health, readiness, metrics);
+# an image built with EXTRAS=egress also serves the relay, by default on 8090/8091.
 EXPOSE 8080 8081
 # slim has no curl: ask the admin listener with urllib, ignoring any proxy variables.
 HEALTHCHECK --interval=30s --timeout=5s --start-period=20s --retries=3 \

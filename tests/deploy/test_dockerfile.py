@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import re
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -61,14 +62,46 @@ def test_base_image_is_pinned_by_tag_and_shared_by_both_stages() -> None:
     assert froms == ["${PYTHON_IMAGE} AS builder", "${PYTHON_IMAGE} AS runtime"]
 
 
-def test_builder_installs_the_core_from_the_lock() -> None:
+def _install_command() -> str:
     builder = stages(_instructions())[0]
     installs = [i.args for i in builder if i.keyword == "RUN" and "pip install" in i.args]
     assert len(installs) == 1
-    command = installs[0]
-    assert re.search(r"pip install (--no-cache-dir )?-c constraints\.txt \.(\s|$)", command)
-    assert "[" not in command.split("pip install", 1)[1].split("&&")[0]  # no extras
+    return installs[0]
+
+
+def test_builder_installs_from_the_lock_with_extras_only_when_asked() -> None:
+    command = _install_command()
+    match = re.search(r'pip install --no-cache-dir -c constraints\.txt "([^"]+)"', command)
+    assert match, command
     assert "-e " not in command
+    builder = stages(_instructions())[0]
+    assert [i.args for i in builder if i.keyword == "ARG"] == ['EXTRAS=""']
+    # The requirement the shell makes of it: the core by default, .[egress] on request.
+    spec = match.group(1)
+    for extras, want in (("", "."), ("egress", ".[egress]"), ("egress,dev", ".[egress,dev]")):
+        done = subprocess.run(
+            ["sh", "-c", f'printf %s "{spec}"'],
+            env={"EXTRAS": extras, "PATH": os.environ["PATH"]},
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+        assert done.stdout == want
+
+
+def test_builder_proves_the_relay_imports_when_built_in() -> None:
+    command = _install_command()
+    check = command.split("&& case", 1)[1]
+    for extras, imports in (("", False), ("egress", True), ("dev,egress", True), ("dev", False)):
+        script = "case" + check.replace("/opt/tokengate/bin/python", "echo")
+        done = subprocess.run(
+            ["sh", "-c", script],
+            env={"EXTRAS": extras, "PATH": os.environ["PATH"]},
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+        assert ("import proxy.egress.server" in done.stdout) is imports, extras
 
 
 def test_runtime_copies_only_the_venv_from_the_builder() -> None:
