@@ -420,7 +420,10 @@ declare(
 # ``token.detokenize``) for a release to a third party: ``host``/``port`` name
 # the destination; written BEFORE the value leaves. ``egress.refused`` is a
 # route's cap (``release_cap``) or a client's rate limit (``rate_limited``)
-# refusing a call before the vault is asked. ``subject`` is ``egress:<client>``.
+# refusing a call before the vault is asked. ``egress.undelivered`` follows
+# the releases of a call that then failed on the way (audited before sending,
+# so an "allow" alone does not prove the value left). ``subject`` is
+# ``egress:<client>``.
 # ``egress.ca_create`` records the relay's CA being made (its SHA-256
 # fingerprint; the key is stored wrapped under the keyring, never logged).
 
@@ -452,6 +455,18 @@ declare(
     reason=text(required=True, choices={"release_cap", "rate_limited"}),
     count=integer(required=True, minimum=1),
     request_id=text(max_length=64),
+)
+declare(
+    "egress.undelivered",
+    "a call failed on the way after values were released for it: the third party may or"
+    " may not have received them (the egress.detokenize entries of its request_id)",
+    host=text(required=True, max_length=253),
+    port=integer(required=True, minimum=1),
+    route=text(required=True, max_length=128),
+    subject=text(required=True, max_length=1024),
+    released=integer(required=True, minimum=1),
+    error=text(required=True, choices={"connect", "tls", "timeout", "closed", "other"}),
+    request_id=text(required=True, max_length=64),
 )
 declare(
     "egress.ca_create",

@@ -208,9 +208,15 @@ class EgressAddon:
             },
         )
 
-    def error(self, flow: http.HTTPFlow) -> None:
-        """Log a call that failed on the way (upstream unreachable, certificate, limits)."""
+    async def error(self, flow: http.HTTPFlow) -> None:
+        """Log a call that failed on the way (upstream unreachable, certificate, limits).
+
+        If values were released for it, an ``egress.undelivered`` entry follows
+        their ``egress.detokenize`` entries: those were written before sending,
+        so without it an auditor could not tell this call from one that went out.
+        """
         call = flow.metadata.get(_CALL)
+        message = flow.error.msg if flow.error is not None else ""
         if isinstance(call, _Call) and flow.response is None:
             self.metrics.call(call.route.name, "failed")
         log.warning(
@@ -218,9 +224,29 @@ class EgressAddon:
             extra={
                 "request_id": flow.id,
                 "route": call.route.name if isinstance(call, _Call) else None,
-                "error": flow.error.msg[:200] if flow.error is not None else None,
+                "error": message[:200] or None,
             },
         )
+        if isinstance(call, _Call) and call.released:
+            await self._undelivered(call, message)
+
+    async def _undelivered(self, call: _Call, message: str) -> None:
+        try:
+            await self._runtime.audit.emit(
+                "egress.undelivered",
+                host=call.host,
+                port=call.port,
+                route=call.route.name,
+                subject=call.client.subject,
+                released=sum(call.released.values()),
+                error=failure_kind(message),
+                request_id=call.request_id,
+            )
+        except AuditError as e:  # nothing left to refuse: the call has already failed
+            log.error(
+                "egress: audit of an undelivered call failed",
+                extra={"request_id": call.request_id, "error": type(e).__name__},
+            )
 
     # -- refusals ----------------------------------------------------------------------
 
@@ -331,6 +357,23 @@ class EgressAddon:
             request_id=call.request_id,
             tenant=call.route.tenant,
         )
+
+
+def failure_kind(message: str) -> str:
+    """A fixed word for mitmproxy's error message (the message itself is not audited)."""
+    text = message.lower()
+    for kind, words in _FAILURE_WORDS:
+        if any(w in text for w in words):
+            return kind
+    return "other"
+
+
+_FAILURE_WORDS = (
+    ("tls", ("tls", "ssl", "certificate", "handshake")),
+    ("timeout", ("timeout", "timed out")),
+    ("closed", ("closed", "disconnect", "reset", "killed", "eof")),
+    ("connect", ("refused", "unreachable", "resolve", "connect")),  # after "disconnect"
+)
 
 
 def _audit_down() -> EgressError:

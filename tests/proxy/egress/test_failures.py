@@ -1,9 +1,16 @@
-"""The vault or the keyring down: the call fails with a JSON error and nothing is forwarded."""
+"""Failures around a call: the vault or the keyring down (nothing is forwarded), and a
+third party that drops the call after its values were released (audited as undelivered)."""
 
 from __future__ import annotations
 
+import asyncio
+import ssl
 from pathlib import Path
 
+import pytest
+import trustme
+
+from proxy.egress.addon import failure_kind
 from tests.conftest import free_port
 from tests.proxy.egress.conftest import RelayClient, RelayFactory, ThirdParty
 from tests.proxy.sessions.servers import start
@@ -69,3 +76,64 @@ async def test_sealed_keyring_fails_the_call_and_forwards_nothing(
     assert body["error"] in {"service_unavailable", "vault_unavailable"}
     assert third_party.seen == []
     await relay.running.keys.unseal(actor="test")
+
+
+async def test_a_call_dropped_after_release_is_audited_as_undelivered(
+    start_relay: RelayFactory,
+) -> None:
+    ca = trustme.CA()
+    server_ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    ca.issue_cert("localhost").configure_cert(server_ctx)
+    got: list[bytes] = []
+
+    async def drop(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        got.append(await reader.readuntil(b"\r\n\r\n"))  # the request head arrived ...
+        writer.close()  # ... and the third party hangs up without an answer
+
+    dropper = await asyncio.start_server(drop, "127.0.0.1", 0, ssl=server_ctx)
+    port = dropper.sockets[0].getsockname()[1]
+    try:
+        relay = await start_relay(ROUTES.format(port=port), upstream_ca=ca.cert_pem.bytes())
+        (pan,) = await relay.tokens("pan", PAN)
+        async with RelayClient(relay) as client:
+            status, _, _ = await client.call(
+                "POST", f"https://localhost:{port}/v1/x", json={"card": {"number": pan}}
+            )
+    finally:
+        dropper.close()
+        await dropper.wait_closed()
+    assert status == 502
+    assert len(got) == 1
+    (released,) = relay.audit_entries("egress.detokenize")
+    assert released["decision"] == "allow"
+    (undelivered,) = relay.audit_entries("egress.undelivered")
+    assert undelivered == {
+        "event": "egress.undelivered",
+        "host": "localhost",
+        "port": port,
+        "route": "payments",
+        "subject": "egress:backend",
+        "released": 1,
+        "error": "closed",
+        "request_id": released["request_id"],
+    }
+    assert PAN not in relay.audit_text()
+
+
+@pytest.mark.parametrize(
+    ("message", "kind"),
+    [
+        ("Connection refused", "connect"),
+        ("Server disconnected.", "closed"),
+        ("peer closed connection without sending complete message body", "closed"),
+        ("Connection reset by peer", "closed"),
+        ("TLS handshake failed: certificate verify failed", "tls"),
+        ("Connection timed out", "timeout"),
+        ("Name or service not known (failed to resolve)", "connect"),
+        ("something else", "other"),
+        ("", "other"),
+    ],
+    ids=["refused", "disconnected", "closed", "reset", "tls", "timeout", "dns", "other", "empty"],
+)
+def test_failure_kinds(message: str, kind: str) -> None:
+    assert failure_kind(message) == kind
