@@ -53,7 +53,7 @@ from plugins.base import ActionContext, Direction, Subject
 from policy.message import Message
 from proxy.egress.clients import Client, ClientTable
 from proxy.egress.compile import EgressRules, EgressTable
-from proxy.egress.errors import EgressError, refusal, refusal_code
+from proxy.egress.errors import EgressError, failure_kind, refusal, refusal_code
 from proxy.egress.flows import header_list, mitm_headers, same_target
 from proxy.egress.metrics import EgressMetrics
 from proxy.egress.release import EgressAuditor, release_budget
@@ -357,23 +357,6 @@ class EgressAddon:
             request_id=call.request_id,
             tenant=call.route.tenant,
         )
-
-
-def failure_kind(message: str) -> str:
-    """A fixed word for mitmproxy's error message (the message itself is not audited)."""
-    text = message.lower()
-    for kind, words in _FAILURE_WORDS:
-        if any(w in text for w in words):
-            return kind
-    return "other"
-
-
-_FAILURE_WORDS = (
-    ("tls", ("tls", "ssl", "certificate", "handshake")),
-    ("timeout", ("timeout", "timed out")),
-    ("closed", ("closed", "disconnect", "reset", "killed", "eof")),
-    ("connect", ("refused", "unreachable", "resolve", "connect")),  # after "disconnect"
-)
 
 
 def _audit_down() -> EgressError:

@@ -82,3 +82,20 @@ def _generic(status: int) -> str:
     if status == 503:
         return "service_unavailable"
     return "bad_gateway" if status == 502 else "internal_error"
+
+
+def failure_kind(message: str) -> str:
+    """A fixed word for mitmproxy's error message (the message itself is not audited)."""
+    text = message.lower()
+    for kind, words in _FAILURE_WORDS:
+        if any(w in text for w in words):
+            return kind
+    return "other"
+
+
+_FAILURE_WORDS = (
+    ("tls", ("tls", "ssl", "certificate", "handshake")),
+    ("timeout", ("timeout", "timed out")),
+    ("closed", ("closed", "disconnect", "reset", "killed", "eof")),
+    ("connect", ("refused", "unreachable", "resolve", "connect")),  # after "disconnect"
+)

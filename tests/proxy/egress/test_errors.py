@@ -7,7 +7,7 @@ import json
 import pytest
 
 from policy.message import BadField, Denied, MessageError
-from proxy.egress.errors import EgressError, refusal
+from proxy.egress.errors import EgressError, failure_kind, refusal
 from tokengate.errors import GatewayError
 from vault.errors import VaultUnavailable
 
@@ -58,3 +58,22 @@ def test_refusal(error: GatewayError | str, status: int, code: str, message: str
     assert headers["Content-Type"] == "application/json"
     assert headers["X-Request-ID"] == "rid-1"
     assert ("Proxy-Authenticate" in headers) is (status == 407)
+
+
+@pytest.mark.parametrize(
+    ("message", "kind"),
+    [
+        ("Connection refused", "connect"),
+        ("Server disconnected.", "closed"),
+        ("peer closed connection without sending complete message body", "closed"),
+        ("Connection reset by peer", "closed"),
+        ("TLS handshake failed: certificate verify failed", "tls"),
+        ("Connection timed out", "timeout"),
+        ("Name or service not known (failed to resolve)", "connect"),
+        ("something else", "other"),
+        ("", "other"),
+    ],
+    ids=["refused", "disconnected", "closed", "reset", "tls", "timeout", "dns", "other", "empty"],
+)
+def test_failure_kinds(message: str, kind: str) -> None:
+    assert failure_kind(message) == kind

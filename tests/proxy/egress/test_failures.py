@@ -7,10 +7,8 @@ import asyncio
 import ssl
 from pathlib import Path
 
-import pytest
 import trustme
 
-from proxy.egress.addon import failure_kind
 from tests.conftest import free_port
 from tests.proxy.egress.conftest import RelayClient, RelayFactory, ThirdParty
 from tests.proxy.sessions.servers import start
@@ -118,22 +116,3 @@ async def test_a_call_dropped_after_release_is_audited_as_undelivered(
         "request_id": released["request_id"],
     }
     assert PAN not in relay.audit_text()
-
-
-@pytest.mark.parametrize(
-    ("message", "kind"),
-    [
-        ("Connection refused", "connect"),
-        ("Server disconnected.", "closed"),
-        ("peer closed connection without sending complete message body", "closed"),
-        ("Connection reset by peer", "closed"),
-        ("TLS handshake failed: certificate verify failed", "tls"),
-        ("Connection timed out", "timeout"),
-        ("Name or service not known (failed to resolve)", "connect"),
-        ("something else", "other"),
-        ("", "other"),
-    ],
-    ids=["refused", "disconnected", "closed", "reset", "tls", "timeout", "dns", "other", "empty"],
-)
-def test_failure_kinds(message: str, kind: str) -> None:
-    assert failure_kind(message) == kind
