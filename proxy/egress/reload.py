@@ -80,6 +80,10 @@ class EgressReloader:
                 )
                 await self._record("rejected", trigger, None)
                 return False
+            except Exception:  # a file vanished mid-read, a bug: still nothing half-applied
+                log.exception("egress reload failed, the running routes keep serving")
+                await self._record("rejected", trigger, None)
+                return False
             if not await self._record("ok", trigger, new):
                 log.error("egress reload refused: its audit entry could not be persisted")
                 return False

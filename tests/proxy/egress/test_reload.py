@@ -110,6 +110,24 @@ async def test_a_removed_client_is_cut_off_on_its_open_tunnel(
     assert [s.path for s in third_party.seen] == ["/v1/a", "/v1/d"]
 
 
+async def test_an_unexpected_failure_keeps_the_running_routes(
+    start_relay: RelayFactory, third_party: ThirdParty, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    relay = await _relay(start_relay, third_party)
+    _routes_file(relay).write_text(MORE_ROUTES.format(port=third_party.port))
+
+    def broken(*args: object, **kwargs: object) -> None:
+        raise OSError("disk went away")
+
+    monkeypatch.setattr("proxy.egress.reload.load_egress", broken)
+    assert await relay.running.reloader.reload("test") is False
+    assert list(relay.running.relay.addon.table.routes) == ["payments"]
+    monkeypatch.undo()
+    assert await relay.running.reloader.reload("test") is True  # the next one still works
+    results = [e["result"] for e in relay.audit_entries("egress.reload")]
+    assert results == ["rejected", "ok"]
+
+
 async def test_a_reload_may_not_remove_every_client(
     start_relay: RelayFactory, third_party: ThirdParty
 ) -> None:
