@@ -3,7 +3,9 @@
 Schemes (backends are imported only when chosen):
 - ``sqlite:<path>``: :class:`~vault.sqlite_store.SqliteVault`; a relative path
   lives under the data dir, ``sqlite:///abs`` / ``sqlite:/abs`` is absolute.
-- ``redis://``, ``rediss://``: :class:`~vault.redis_store.RedisVault`.
+- ``redis://``, ``rediss://`` (one server), ``redis[s]+sentinel://`` (the
+  master of a Sentinel service), ``redis[s]+cluster://`` (a Redis Cluster):
+  :class:`~vault.redis_store.RedisVault`.
 - ``postgresql://``, ``postgres://``: :class:`~vault.postgres_store.PostgresVault`
   (``schema=`` picks the schema; the rest of the DSN goes to libpq).
 - ``s3://bucket?region=...``: :class:`~vault.s3_store.S3Vault`.
@@ -31,7 +33,10 @@ from vault.store import VaultStore
 
 log = logging.getLogger(__name__)
 
-_SCHEMES = "sqlite:, redis://, rediss://, postgresql:// or s3://"
+_SCHEMES = "sqlite:, redis[s]://, redis[s]+sentinel://, redis[s]+cluster://, postgresql:// or s3://"
+REDIS_SCHEMES = frozenset(
+    {"redis", "rediss", "redis+sentinel", "rediss+sentinel", "redis+cluster", "rediss+cluster"}
+)
 
 
 class OpenableStore(VaultStore, Protocol):
@@ -51,7 +56,7 @@ def build_store(
         from vault.sqlite_store import SqliteVault
 
         return SqliteVault(sqlite_path(config.url, data_dir), timeout=config.timeout, now=now)
-    if scheme in ("redis", "rediss"):
+    if scheme in REDIS_SCHEMES:
         from vault.redis_store import DEFAULT_PREFIX, RedisVault
         from vault.redis_uri import parse_redis_uri
 
@@ -122,7 +127,7 @@ def insecure_reasons(config: VaultConfig) -> list[str]:
         reasons.append("vault.accept_volatile: records may be lost when the store restarts")
     parts = urlsplit(config.url)
     try:
-        if parts.scheme in ("redis", "rediss"):
+        if parts.scheme in REDIS_SCHEMES:
             reasons += _redis_reasons(config.url)
         elif parts.scheme in ("postgresql", "postgres"):
             reasons += _postgres_reasons(config.url)
@@ -139,12 +144,12 @@ def _redis_reasons(url: str) -> list[str]:
     from vault.redis_uri import parse_redis_uri
 
     target = parse_redis_uri(url)
-    if is_loopback(target.host):
+    if all(is_loopback(host) for host, _ in target.hosts):
         return []
     if not target.tls:
-        return ["vault.url: plain-text Redis to another host; use rediss://"]
+        return ["vault.url: plain-text Redis to another host; use a rediss scheme"]
     if not target.check_hostname:
-        return ["vault.url: rediss:// without ssl_check_hostname accepts any server"]
+        return ["vault.url: rediss without ssl_check_hostname accepts any server"]
     return []
 
 

@@ -1,23 +1,32 @@
-"""RedisVault (``redis://``, ``rediss://``): vault records in Redis, shared by gateway replicas.
+"""RedisVault (``redis[s]://``, ``redis[s]+sentinel://``, ``redis[s]+cluster://``): vault
+records in Redis, shared by gateway replicas.
 
 Rules:
 - Keys: ``<prefix>r:<hex id>`` holds one :mod:`vault.store_blob` value (PX set
   from ``expires`` for volatile records); ``<prefix>ids`` is a sorted set of
   hex ids for ``scan`` in id order. The prefix lets deployments and tests
-  share a server.
+  share a server. On a Redis Cluster the prefix is a hash tag
+  (``{<prefix>}r:<hex id>``, ``{<prefix>}ids``): every key of the vault lives
+  in ONE slot, so a batch stays one atomic script. The cluster gives failover
+  (a replica of that slot's master takes over), not sharding: one master
+  holds the whole vault.
 - Every write is one Lua script for the whole batch (atomic: a batch is all or
-  nothing), sent in one round trip together with ``WAIT 1 <timeout>`` once the
-  server has been seen with a connected replica. Zero acknowledgements is
-  :class:`~vault.errors.VaultUnavailable`: the record may exist on the master
-  alone, but no token leaves the gateway, so a failover cannot lose one.
-  Replication is checked at open and again every ``_RECHECK`` seconds; once a
-  replica has been seen, writes keep waiting for one (a lost replica fails
-  closed rather than silently dropping the guarantee).
+  nothing), sent in one round trip together with ``WAIT 1 <timeout>`` on the
+  same connection (on a Cluster: of the node that owns the vault's slot) once
+  that master has been seen with a connected replica; behind Sentinel replicas
+  exist by construction, so writes wait from the first one. Zero
+  acknowledgements is :class:`~vault.errors.VaultUnavailable`: the record may
+  exist on the master alone, but no token leaves the gateway, so a failover
+  cannot lose one. Replication is checked at open and again every
+  ``_RECHECK`` seconds; once a replica has been seen, writes keep waiting for
+  one (a lost replica fails closed rather than silently dropping the guarantee).
 - Reads are one MGET. Expiry is judged by the caller's clock as well as by
   Redis's PX, so an expired record is never returned, and its id is free.
 - Durable only with ``appendonly yes`` and ``appendfsync always``
-  (:meth:`RedisVault.durability`); :func:`vault.opening.open_store` refuses
-  anything else unless volatile storage is accepted.
+  (:meth:`RedisVault.durability`) on the master that takes the writes (the
+  Sentinel's master, the Cluster node owning the vault's slot);
+  :func:`vault.opening.open_store` refuses anything else unless volatile
+  storage is accepted.
 - Every call is bounded by the client's socket timeouts; no retries.
 """
 
@@ -30,20 +39,26 @@ from contextlib import asynccontextmanager
 from typing import Final
 
 import redis.asyncio as aredis
-from redis.exceptions import RedisError, ResponseError
+from redis.asyncio.cluster import ClusterNode, RedisCluster
+from redis.exceptions import RedisClusterException, RedisError, ResponseError
 
 from vault import redis_scripts as lua
-from vault.errors import VaultUnavailable
-from vault.redis_uri import RedisTarget, connect
+from vault.errors import VaultConfigError, VaultUnavailable
+from vault.redis_uri import Client, RedisTarget, connect
 from vault.store import Durability, StoredRecord
 from vault.store_blob import check_rewrap, first_occurrences, is_live, pack, unpack
 
 DEFAULT_PREFIX: Final = "tokengate:vault:"
 _RECHECK: Final = 30.0  # seconds between replication checks
+_FAILURES: Final = (RedisError, RedisClusterException, OSError, TimeoutError)
 
 
 class RedisVault:
-    """Vault records in one Redis database (a master, optionally with replicas)."""
+    """Vault records in one Redis database (a master, optionally with replicas).
+
+    The master is one server, the master of a Sentinel service, or the
+    Cluster node that owns the vault's hash slot.
+    """
 
     def __init__(
         self,
@@ -55,13 +70,17 @@ class RedisVault:
         now: Callable[[], float] = time.time,
     ) -> None:
         self._target = target
-        self._prefix = prefix
-        self._index = f"{prefix}ids"
+        self._clustered = target.kind == "cluster"
+        if self._clustered and not prefix:
+            raise VaultConfigError("vault: prefix: a Redis Cluster needs a non-empty prefix")
+        self._prefix = "{" + prefix + "}" if self._clustered else prefix
+        self._index = f"{self._prefix}ids"
         self._timeout = timeout + replica_wait_timeout  # WAIT blocks inside one call
         self._wait_ms = max(1, int(replica_wait_timeout * 1000))
         self._now = now
-        self._client: aredis.Redis | None = None
-        self._replicated = False
+        self._client: Client | None = None
+        self._extra: list[aredis.Redis] = []
+        self._replicated = target.kind == "sentinel"  # Sentinel: replicas by construction
         self._checked_at = -_RECHECK
 
     @property
@@ -75,15 +94,16 @@ class RedisVault:
         return self._replicated
 
     async def open(self) -> None:
-        """Connect, and learn whether the server has replicas."""
+        """Connect, and learn whether the master has replicas."""
         if self._client is None:
-            self._client = connect(self._target, timeout=self._timeout)
+            self._client, self._extra = connect(self._target, timeout=self._timeout)
         await self._check_replicas(force=True)
 
     async def close(self) -> None:
-        """Close the connection pool; idempotent."""
-        client, self._client = self._client, None
-        if client is not None:
+        """Close the connection pools (and the Sentinel connections); idempotent."""
+        clients = [c for c in (self._client, *self._extra) if c is not None]
+        self._client, self._extra = None, []
+        for client in clients:
             await client.aclose()
 
     async def put_new(self, records: Sequence[StoredRecord]) -> list[bool]:
@@ -174,7 +194,7 @@ class RedisVault:
         """Durable iff ``appendonly yes`` and ``appendfsync always``; unknown without CONFIG."""
         try:
             async with self._guard("durability") as client:
-                config = await client.config_get("append*")
+                config = await client.config_get("append*", **self._on_master(client))
         except VaultUnavailable as e:
             if isinstance(e.__cause__, ResponseError):
                 return Durability(False, "redis: CONFIG GET refused; durability is unknown")
@@ -196,8 +216,8 @@ class RedisVault:
         async with self._guard(what) as client:
             pipe = client.pipeline(transaction=False)
             pipe.eval(script, len(keys), *keys, *args)
-            if self._replicated:
-                pipe.execute_command("WAIT", 1, self._wait_ms)
+            if self._replicated:  # same connection as the script: on a Cluster, the slot's node
+                pipe.execute_command("WAIT", 1, self._wait_ms, **self._on_master(client))
             results = await pipe.execute()
         if self._replicated and int(results[1]) < 1:
             raise VaultUnavailable(f"vault: redis: {what}: no replica acknowledged the write")
@@ -207,19 +227,30 @@ class RedisVault:
         if not force and time.monotonic() - self._checked_at < _RECHECK:
             return
         async with self._guard("replication check") as client:
-            info = await client.info("replication")
+            if isinstance(client, RedisCluster):
+                await client.initialize()  # the slot map, so the vault's node is known
+            info = await client.info("replication", **self._on_master(client))
         self._checked_at = time.monotonic()
         self._replicated = self._replicated or int(info.get("connected_slaves", 0)) > 0
 
+    def _on_master(self, client: Client) -> dict[str, ClusterNode]:
+        """On a Cluster, ``target_nodes`` naming the node that owns the vault's slot."""
+        if not isinstance(client, RedisCluster):
+            return {}
+        node = client.get_node_from_key(self._index)
+        if node is None:
+            raise VaultUnavailable("vault: redis: no cluster node owns the vault's slot")
+        return {"target_nodes": node}
+
     @asynccontextmanager
-    async def _guard(self, what: str) -> AsyncIterator[aredis.Redis]:
+    async def _guard(self, what: str) -> AsyncIterator[Client]:
         """The client, with every failure turned into VaultUnavailable (fail closed)."""
         if self._client is None:
             raise VaultUnavailable("vault: redis: store is not open")
         try:
             async with asyncio.timeout(self._timeout + 1):
                 yield self._client
-        except (RedisError, OSError, TimeoutError) as e:
+        except _FAILURES as e:
             where = self._target.description
             raise VaultUnavailable(
                 f"vault: redis: {what} failed at {where} ({type(e).__name__})"

@@ -1,10 +1,12 @@
 """Fixtures for vault store tests: a fake clock, private servers, and each real backend.
 
 ``any_store`` is parametrized over the four engines against real servers: a
-SQLite file, the shared Redis (under a unique key prefix, deleted after), the
-shared PostgreSQL (in a fresh schema, dropped after) and a private
-moto_server over HTTP (a fresh bucket per test). Tests that stop a server
-start their own (see :mod:`tests.vault.servers`).
+SQLite file, the shared Redis (under a unique key prefix, deleted after), a
+private Redis Sentinel group and a private three-master Redis Cluster (under a
+unique prefix; started once per xdist worker, only when asked for), the shared
+PostgreSQL (in a fresh schema, dropped after) and a private moto_server over
+HTTP (a fresh bucket per test). Tests that stop a server start their own (see
+:mod:`tests.vault.servers` and :mod:`tests.proxy.sessions.servers`).
 """
 
 from __future__ import annotations
@@ -18,6 +20,8 @@ import boto3
 import pytest
 import redis
 
+from tests.proxy.sessions.conftest import SentinelGroup
+from tests.proxy.sessions.servers import Group, RedisProcess, start_cluster, start_sentinel_group
 from tests.vault.servers import Moto, start_moto
 from vault.postgres_store import PostgresVault
 from vault.redis_store import RedisVault
@@ -27,7 +31,7 @@ from vault.s3_uri import parse_s3_uri
 from vault.sqlite_store import SqliteVault
 from vault.store import VaultStore
 
-BACKENDS = ("sqlite", "redis", "postgresql", "s3")
+BACKENDS = ("sqlite", "redis", "redis-sentinel", "redis-cluster", "postgresql", "s3")
 
 
 class Clock:
@@ -53,6 +57,35 @@ def moto() -> Iterator[Moto]:
         yield server
     finally:
         server.stop()
+
+
+@pytest.fixture(scope="session")
+def vault_sentinel(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SentinelGroup]:
+    """A private master + replica + Sentinel for this worker (tests never stop them)."""
+    group = Group()
+    try:
+        yield SentinelGroup(*start_sentinel_group(tmp_path_factory.mktemp("sentinel"), group))
+    finally:
+        group.stop()
+
+
+@pytest.fixture(scope="session")
+def vault_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[list[RedisProcess]]:
+    """A private three-master Redis Cluster (no replicas) for this worker."""
+    group = Group()
+    try:
+        yield start_cluster(tmp_path_factory.mktemp("cluster"), group)
+    finally:
+        group.stop()
+
+
+def ha_url(kind: str, request: pytest.FixtureRequest) -> str:
+    """The URL of this worker's private Sentinel group or Cluster."""
+    if kind == "redis-sentinel":
+        group: SentinelGroup = request.getfixturevalue("vault_sentinel")
+        return group.uri
+    nodes: list[RedisProcess] = request.getfixturevalue("vault_cluster")
+    return f"redis+cluster://127.0.0.1:{nodes[0].port}"  # the client learns the other nodes
 
 
 @pytest.fixture
@@ -104,6 +137,12 @@ async def _backend(
         redis_store = RedisVault(parse_redis_uri(url), prefix=prefix, timeout=2.0, now=clock)
         await redis_store.open()
         return redis_store
+    if kind in ("redis-sentinel", "redis-cluster"):
+        prefix = request.getfixturevalue("unique_prefix") + ":"
+        target = parse_redis_uri(ha_url(kind, request))
+        ha_store = RedisVault(target, prefix=prefix, timeout=2.0, now=clock)
+        await ha_store.open()
+        return ha_store
     if kind == "postgresql":
         url, schema = request.getfixturevalue("pg_schema")
         pg_store = PostgresVault(url, schema=schema, timeout=5.0, now=clock)

@@ -14,9 +14,10 @@ from tests.proxy.sessions.servers import RedisProcess, start
 from tests.vault.conftest import make_bucket, s3_url
 from tests.vault.servers import Moto
 from tests.vault.store_contract import rec
+from tokengate.redis_uri import SCHEMES
 from vault.config import VaultConfig
 from vault.errors import VaultConfigError, VaultUnavailable
-from vault.opening import build_store, insecure_reasons, open_store, sqlite_path
+from vault.opening import REDIS_SCHEMES, build_store, insecure_reasons, open_store, sqlite_path
 from vault.postgres_store import PostgresVault
 from vault.redis_store import RedisVault
 from vault.s3_store import S3Vault
@@ -62,6 +63,10 @@ def test_bad_sqlite_urls_are_refused(url: str) -> None:
         ("sqlite:v.db", SqliteVault),
         ("redis://127.0.0.1:6379/0", RedisVault),
         ("rediss://cache.internal:6380/1", RedisVault),
+        ("redis+sentinel://127.0.0.1:26379/tgmaster", RedisVault),
+        ("rediss+sentinel://s1.internal,s2.internal/tgmaster/2", RedisVault),
+        ("redis+cluster://127.0.0.1:7000,127.0.0.1:7001", RedisVault),
+        ("rediss+cluster://n1.internal:7000", RedisVault),
         ("postgresql://db.internal/app?schema=vault", PostgresVault),
         ("postgres://db.internal/app", PostgresVault),
         ("s3://my-vault?region=eu-west-1", S3Vault),
@@ -69,6 +74,19 @@ def test_bad_sqlite_urls_are_refused(url: str) -> None:
 )
 def test_the_scheme_picks_the_backend(url: str, kind: type, tmp_path: Path) -> None:
     assert isinstance(build_store(VaultConfig(url=url), data_dir=tmp_path), kind)
+
+
+def test_every_shared_redis_scheme_opens_the_redis_vault() -> None:
+    assert set(SCHEMES) == REDIS_SCHEMES
+
+
+def test_a_cluster_vault_needs_a_prefix_for_its_hash_tag(tmp_path: Path) -> None:
+    config = VaultConfig(url="redis+cluster://127.0.0.1:7000", prefix="")
+    with pytest.raises(VaultConfigError, match="non-empty prefix"):
+        build_store(config, data_dir=tmp_path)
+    assert isinstance(
+        build_store(VaultConfig(url="redis://h/0", prefix=""), data_dir=tmp_path), RedisVault
+    )
 
 
 @pytest.mark.parametrize("url", ["memcached://h", "file:/tmp/v", "v.db", "mysql://h/db"])
@@ -152,6 +170,13 @@ async def test_postgres_and_s3_open_through_their_urls(
     ("config", "reason"),
     [
         (VaultConfig(url="redis://cache.internal:6379/0"), "plain-text Redis"),
+        (VaultConfig(url="redis+sentinel://127.0.0.1,s2.internal/m"), "plain-text Redis"),
+        (VaultConfig(url="redis+cluster://n1.internal:7000"), "plain-text Redis"),
+        (
+            VaultConfig(url="rediss+cluster://n1.internal?ssl_check_hostname=false"),
+            "without ssl_check_hostname",
+        ),
+        (VaultConfig(url="redis+cluster://:hunter2@n1/3"), "database 0"),
         (
             VaultConfig(url="rediss://cache.internal:6379/0?ssl_check_hostname=false"),
             "without ssl_check_hostname",
@@ -181,6 +206,10 @@ def test_insecure_settings_are_reported(config: VaultConfig, reason: str) -> Non
         "redis://127.0.0.1:6379/0",
         "redis://localhost:6379/0",
         "rediss://cache.internal:6379/0",
+        "redis+sentinel://127.0.0.1:26379,localhost:26380/tgmaster",
+        "rediss+sentinel://s1.internal,s2.internal/tgmaster",
+        "redis+cluster://127.0.0.1:7000,127.0.0.1:7001",
+        "rediss+cluster://n1.internal:7000",
         "postgresql://db.internal/app?sslmode=verify-full",
         "postgresql://127.0.0.1/app",
         "postgresql:///app?host=/var/run/postgresql",

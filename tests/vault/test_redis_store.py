@@ -215,27 +215,53 @@ def test_uri_parsing_keeps_tls_options_and_hides_the_password() -> None:
         "rediss://app:s3cret@redis.internal:6380/2?ssl_ca_certs=/ca.pem&ssl_certfile=/c.pem"
         "&ssl_keyfile=/k.pem"
     )
-    assert (target.host, target.port, target.db, target.tls) == ("redis.internal", 6380, 2, True)
-    assert dict(target.tls_files)["ssl_ca_certs"] == "/ca.pem"
+    assert (target.hosts, target.db, target.tls) == ((("redis.internal", 6380),), 2, True)
+    assert dict(target.tls_options)["ssl_ca_certs"] == "/ca.pem"
     assert target.password == "s3cret"
     assert "s3cret" not in repr(target)
     assert "s3cret" not in target.description
+
+
+def test_uri_parsing_of_sentinel_and_cluster_forms() -> None:
+    sentinel = parse_redis_uri(
+        "rediss+sentinel://app:s3cret@s1.internal,s2.internal:26380/tgmaster/3"
+        "?sentinel_password=sent1nel&ssl_ca_certs=/ca.pem"
+    )
+    assert (sentinel.kind, sentinel.service, sentinel.db) == ("sentinel", "tgmaster", 3)
+    assert sentinel.hosts == (("s1.internal", 26379), ("s2.internal", 26380))
+    assert sentinel.sentinel_password == "sent1nel"
+    assert (
+        sentinel.description == "rediss+sentinel://s1.internal:26379,s2.internal:26380/tgmaster/3"
+    )
+    cluster = parse_redis_uri("redis+cluster://n1:7000,n2")
+    assert (cluster.kind, cluster.hosts) == ("cluster", (("n1", 7000), ("n2", 6379)))
+    for secret in ("s3cret", "sent1nel"):
+        assert secret not in repr(sentinel)
+        assert secret not in sentinel.description
 
 
 @pytest.mark.parametrize(
     ("uri", "problem"),
     [
         ("redis://127.0.0.1:6379/0?ssl_ca_certs=/ca.pem", "TLS options need rediss"),
-        ("rediss://h:6379/0?timeout=1", "unknown redis option"),
-        ("redis://:6379/0", "needs a host"),
+        ("rediss://h:6379/0?timeout=1", "unknown option"),
+        ("redis://:6379/0", "host is missing"),
         ("redis://h:6379/zero", "database number"),
         ("redis://h:port/0", "port is not a number"),
         ("memcached://h", "unknown redis scheme"),
+        ("redis://:hunter2@a,b/0", "names one host"),
+        ("redis+sentinel://:hunter2@s1:26379", "needs /<service name>"),
+        ("redis+cluster://:hunter2@n1:7000/1", "database 0 only"),
+        ("redis+cluster://:hunter2@n1?sentinel_password=hunter2", "unknown option"),
+        ("rediss+sentinel://:hunter2@s1/m?sentinel_pasword=hunter2", "unknown option"),
+        ("redis://:hunter2@[::1", "not a valid redis URI"),
     ],
 )
 def test_bad_uris_are_refused(uri: str, problem: str) -> None:
-    with pytest.raises(VaultConfigError, match=problem):
+    with pytest.raises(VaultConfigError, match=problem) as caught:
         parse_redis_uri(uri)
+    assert str(caught.value).startswith("vault: url: ")
+    assert "hunter2" not in str(caught.value)
 
 
 def _start_tls_redis(directory: Path, tls: TlsFiles) -> tuple[subprocess.Popen[bytes], int]:
