@@ -3,8 +3,10 @@
 ``url`` picks the backend by scheme (see :func:`vault.opening.open_store`):
 ``sqlite:<path>`` (the embedded default; a relative path lives under the data
 dir, ``sqlite:///abs/file.db`` or ``sqlite:/abs/file.db`` is absolute, as for
-``sessions.uri``), ``redis://`` / ``rediss://``, ``postgresql://`` /
-``postgres://`` and ``s3://bucket``. A store that would not survive its own
+``sessions.uri``), ``redis[s]://`` (one server), ``redis[s]+sentinel://``
+(the master of a Sentinel service), ``redis[s]+cluster://`` (a Redis Cluster,
+every vault key in one hash slot), ``postgresql://`` / ``postgres://`` and
+``s3://bucket``. A store that would not survive its own
 restart is refused at start-up unless ``accept_volatile`` says otherwise.
 """
 
@@ -23,6 +25,7 @@ class VaultConfig(BaseModel):
     url: str = Field(
         DEFAULT_URL,
         description="store: sqlite:<path> (relative to the data dir), redis[s]://, "
+        "redis[s]+sentinel://h1,h2/<service>[/<db>], redis[s]+cluster://n1,n2, "
         "postgresql://, s3://bucket?region=...&endpoint=...",
     )
     accept_volatile: bool = Field(
@@ -40,7 +43,11 @@ class VaultConfig(BaseModel):
         description="concurrent requests per message on stores that cannot batch (S3)",
     )
     replica_wait_timeout: float = Field(
-        1.0, gt=0, le=60, description="seconds a Redis write waits for one replica to acknowledge"
+        1.0,
+        gt=0,
+        le=60,
+        description="seconds a Redis write waits for one replica to acknowledge (WAIT); "
+        "none acknowledging fails the write closed",
     )
     prefix: str | None = Field(
         None,
