@@ -12,6 +12,9 @@ Schemes (backends are imported only when chosen):
 
 Rules: a store that says it would not survive its own restart is refused
 with its reason unless ``accept_volatile`` is set (then it is logged once).
+Without ``accept_volatile`` a Redis store is built with ``require_durable``:
+it keeps re-checking its master and fails writes closed while it is not
+durable (a failover may promote a replica configured differently).
 An unreachable store at start-up is :class:`~vault.errors.VaultUnavailable`,
 never a fallback. :func:`insecure_reasons` lists what ``mode: production``
 must refuse; it does no IO.
@@ -65,6 +68,7 @@ def build_store(
             prefix=DEFAULT_PREFIX if config.prefix is None else config.prefix,
             timeout=config.timeout,
             replica_wait_timeout=config.replica_wait_timeout,
+            require_durable=not config.accept_volatile,  # re-checked after start-up too
             now=now,
         )
     if scheme in ("postgresql", "postgres"):

@@ -17,22 +17,30 @@ Rules:
   exist by construction, so writes wait from the first one. Zero
   acknowledgements is :class:`~vault.errors.VaultUnavailable`: the record may
   exist on the master alone, but no token leaves the gateway, so a failover
-  cannot lose one. Replication is checked at open and again every
-  ``_RECHECK`` seconds; once a replica has been seen, writes keep waiting for
-  one (a lost replica fails closed rather than silently dropping the guarantee).
+  cannot lose one. Replication is checked at open, every ``_RECHECK``
+  seconds, and before a write when the master has moved since the last check;
+  once a replica has been seen, writes keep waiting for one (a lost replica,
+  or a promoted one without replicas, fails closed rather than silently
+  dropping the guarantee).
 - Reads are one MGET. Expiry is judged by the caller's clock as well as by
   Redis's PX, so an expired record is never returned, and its id is free.
 - Durable only with ``appendonly yes`` and ``appendfsync always``
   (:meth:`RedisVault.durability`) on the master that takes the writes (the
   Sentinel's master, the Cluster node owning the vault's slot);
   :func:`vault.opening.open_store` refuses anything else unless volatile
-  storage is accepted.
+  storage is accepted. A store built with ``require_durable`` (volatile
+  storage not accepted) re-reads that master's settings with every
+  replication check, and at once when a write finds the master moved (a
+  failover): while the master is not durable, writes fail closed
+  (VaultUnavailable naming the master and the setting) and reads go on. A
+  warning is logged once per change of that state.
 - Every call is bounded by the client's socket timeouts; no retries.
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
@@ -48,6 +56,7 @@ from vault.redis_uri import Client, RedisTarget, connect
 from vault.store import Durability, StoredRecord
 from vault.store_blob import check_rewrap, first_occurrences, is_live, pack, unpack
 
+log = logging.getLogger(__name__)
 DEFAULT_PREFIX: Final = "tokengate:vault:"
 _RECHECK: Final = 30.0  # seconds between replication checks
 _FAILURES: Final = (RedisError, RedisClusterException, OSError, TimeoutError)
@@ -67,8 +76,10 @@ class RedisVault:
         prefix: str = DEFAULT_PREFIX,
         timeout: float = 5.0,
         replica_wait_timeout: float = 1.0,
+        require_durable: bool = False,
         now: Callable[[], float] = time.time,
     ) -> None:
+        """``require_durable``: writes fail closed whenever the master is not durable."""
         self._target = target
         self._clustered = target.kind == "cluster"
         if self._clustered and not prefix:
@@ -82,6 +93,9 @@ class RedisVault:
         self._extra: list[aredis.Redis] = []
         self._replicated = target.kind == "sentinel"  # Sentinel: replicas by construction
         self._checked_at = -_RECHECK
+        self._require_durable = require_durable
+        self._checked_master: str | None = None  # host:port the last check read
+        self._not_durable: str | None = None  # why writes are refused, while they are
 
     @property
     def name(self) -> str:
@@ -94,10 +108,14 @@ class RedisVault:
         return self._replicated
 
     async def open(self) -> None:
-        """Connect, and learn whether the master has replicas."""
+        """Connect, and learn whether the master has replicas (and is durable, if required)."""
         if self._client is None:
             self._client, self._extra = connect(self._target, timeout=self._timeout)
-        await self._check_replicas(force=True)
+        await self._check(force=True)
+
+    async def recheck(self) -> None:
+        """The periodic check, now: replicas, and durability when it is required."""
+        await self._check(force=True)
 
     async def close(self) -> None:
         """Close the connection pools (and the Sentinel connections); idempotent."""
@@ -192,19 +210,24 @@ class RedisVault:
 
     async def durability(self) -> Durability:
         """Durable iff ``appendonly yes`` and ``appendfsync always``; unknown without CONFIG."""
+        durable, why = await self._read_durability("durability")
+        return Durability(durable, f"redis: {why}")
+
+    async def _read_durability(self, what: str) -> tuple[bool, str]:
+        """Whether the master that takes the writes is durable, and why (no ``redis:``)."""
         try:
-            async with self._guard("durability") as client:
+            async with self._guard(what) as client:
                 config = await client.config_get("append*", **self._on_master(client))
         except VaultUnavailable as e:
             if isinstance(e.__cause__, ResponseError):
-                return Durability(False, "redis: CONFIG GET refused; durability is unknown")
+                return False, "CONFIG GET refused; durability is unknown"
             raise
         appendonly, fsync = config.get("appendonly"), config.get("appendfsync")
         if appendonly != "yes":
-            return Durability(False, "redis: appendonly is off")
+            return False, "appendonly is off"
         if fsync != "always":
-            return Durability(False, f"redis: appendfsync is {fsync}, not always")
-        return Durability(True, "redis: appendonly yes, appendfsync always")
+            return False, f"appendfsync is {fsync}, not always"
+        return True, "appendonly yes, appendfsync always"
 
     def _key(self, record_id: bytes) -> str:
         return f"{self._prefix}r:{record_id.hex()}"
@@ -212,7 +235,8 @@ class RedisVault:
     async def _write(
         self, what: str, script: str, keys: list[str], args: Sequence[bytes | str | int | float]
     ) -> object:
-        await self._check_replicas(force=False)
+        await self._check(force=self._moved())
+        self._refuse_if_not_durable()
         async with self._guard(what) as client:
             pipe = client.pipeline(transaction=False)
             pipe.eval(script, len(keys), *keys, *args)
@@ -221,17 +245,59 @@ class RedisVault:
             results = await pipe.execute()
         if self._replicated and int(results[1]) < 1:
             raise VaultUnavailable(f"vault: redis: {what}: no replica acknowledged the write")
+        if self._require_durable and self._moved():  # this write found a new master
+            await self._check(force=True)
+            self._refuse_if_not_durable()  # applied there, but no token leaves
         return results[0]
 
-    async def _check_replicas(self, *, force: bool) -> None:
+    async def _check(self, *, force: bool) -> None:
+        """Every ``_RECHECK`` s (or when forced): replicas, and durability if required."""
         if not force and time.monotonic() - self._checked_at < _RECHECK:
             return
         async with self._guard("replication check") as client:
             if isinstance(client, RedisCluster):
                 await client.initialize()  # the slot map, so the vault's node is known
             info = await client.info("replication", **self._on_master(client))
-        self._checked_at = time.monotonic()
         self._replicated = self._replicated or int(info.get("connected_slaves", 0)) > 0
+        if self._require_durable:
+            durable, why = await self._read_durability("durability check")
+            self._judge(None if durable else why)
+        self._checked_master = self._master_address()
+        self._checked_at = time.monotonic()
+
+    def _judge(self, why: str | None) -> None:
+        """Record why writes are refused (None: they are not); log each change once."""
+        where = self._master_address() or self._target.description
+        reason = None if why is None else f"the master at {where} is not durable ({why})"
+        if reason != self._not_durable:
+            if reason is None:
+                log.warning("vault: redis: the master at %s is durable again; writes resume", where)
+            else:
+                log.warning("vault: redis: %s; writes fail closed until it is", reason)
+        self._not_durable = reason
+
+    def _refuse_if_not_durable(self) -> None:
+        if self._not_durable is not None:
+            raise VaultUnavailable(f"vault: redis: {self._not_durable}")
+
+    def _master_address(self) -> str | None:
+        """``host:port`` of the master as the client knows it now (no IO); None if unknown."""
+        client = self._client
+        if isinstance(client, RedisCluster):
+            try:
+                node = client.get_node_from_key(self._index)
+            except RedisClusterException:
+                return None
+            return None if node is None else str(node.name)
+        if self._target.kind == "sentinel":
+            address = getattr(getattr(client, "connection_pool", None), "master_address", None)
+            return None if address is None else _address(str(address[0]), int(address[1]))
+        return _address(*self._target.hosts[0])
+
+    def _moved(self) -> bool:
+        """Whether the master now differs from the one the last check read (a failover)."""
+        address = self._master_address()
+        return address is not None and address != self._checked_master
 
     def _on_master(self, client: Client) -> dict[str, ClusterNode]:
         """On a Cluster, ``target_nodes`` naming the node that owns the vault's slot."""
@@ -255,6 +321,10 @@ class RedisVault:
             raise VaultUnavailable(
                 f"vault: redis: {what} failed at {where} ({type(e).__name__})"
             ) from e
+
+
+def _address(host: str, port: int) -> str:
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
 
 
 def _hex(ids: list[bytes]) -> list[str]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import signal
 import subprocess
@@ -22,11 +23,15 @@ from tests.proxy.sessions.servers import (
 )
 from tests.vault.certs import TlsFiles, make_tls
 from tests.vault.store_contract import rec
+from vault.config import VaultConfig
 from vault.errors import VaultConfigError, VaultUnavailable
+from vault.opening import open_store
 from vault.redis_store import RedisVault
 from vault.redis_uri import parse_redis_uri
+from vault.store import StoredRecord
 
 DURABLE = ("--appendonly", "yes", "--appendfsync", "always")
+PASSWORD = "vault-test-secret"
 
 
 def vault_for(
@@ -163,6 +168,86 @@ async def test_durability_reads_the_server_config(
     assert report.durable is durable
     assert detail in report.detail
     await store.close()
+
+
+async def open_on(server: RedisProcess, tmp_path: Path, *, accept_volatile: bool) -> RedisVault:
+    """The store vault.opening builds for ``server`` (a password in the URL, never echoed)."""
+    url = f"redis://:{PASSWORD}@127.0.0.1:{server.port}/0"
+    config = VaultConfig(url=url, prefix="t:", accept_volatile=accept_volatile, timeout=2.0)
+    store = await open_store(config, data_dir=tmp_path)
+    assert isinstance(store, RedisVault)
+    return store
+
+
+def set_fsync(server: RedisProcess, value: str) -> None:
+    with redis.Redis(port=server.port, password=PASSWORD, socket_timeout=5) as c:
+        c.config_set("appendfsync", value)
+
+
+async def test_writes_fail_closed_while_the_master_is_not_durable(
+    tmp_path: Path, group: Group, caplog: pytest.LogCaptureFixture
+) -> None:
+    server = start(tmp_path, free_port(), *DURABLE)
+    group.servers.append(server)
+    with server.client() as c:
+        c.config_set("requirepass", PASSWORD)
+    store = await open_on(server, tmp_path, accept_volatile=False)  # durable required
+    try:
+        before = [rec(n) for n in range(10)]
+        assert await store.put_new(before) == [True] * 10
+        set_fsync(server, "everysec")
+        with caplog.at_level(logging.WARNING, logger="vault.redis_store"):
+            await store.recheck()  # what the periodic check does every _RECHECK seconds
+            await store.recheck()  # still not durable: no second warning
+        reason = rf"vault: redis: the master at 127\.0\.0\.1:{server.port} is not durable "
+        reason += r"\(appendfsync is everysec, not always\)$"
+        writes = (
+            store.put_new([rec(100)]),
+            store.delete_many([before[0].id]),
+            store.replace_outer(before[1], StoredRecord(before[1].id, 2, b"new", before[1].meta)),
+        )
+        for write in writes:
+            with pytest.raises(VaultUnavailable, match=reason) as refused:
+                await write
+            assert PASSWORD not in str(refused.value)
+        # Reads go on, and the refused writes were not applied.
+        assert await store.get_many([r.id for r in before]) == {r.id: r for r in before}
+        assert await store.get_many([rec(100).id]) == {}
+        assert [r.id for r in await store.scan(after=None, limit=20)] == sorted(
+            r.id for r in before
+        )
+        warned = [r.getMessage() for r in caplog.records if r.name == "vault.redis_store"]
+        assert len(warned) == 1
+        assert "not durable" in warned[0]
+        assert PASSWORD not in warned[0]
+        caplog.clear()
+        set_fsync(server, "always")
+        with caplog.at_level(logging.WARNING, logger="vault.redis_store"):
+            await store.recheck()
+        assert "durable again" in caplog.text
+        assert await store.put_new([rec(100)]) == [True]
+        assert await store.delete_many([before[0].id]) == 1
+    finally:
+        await store.close()
+
+
+async def test_a_store_that_accepts_volatile_storage_keeps_writing(
+    tmp_path: Path, group: Group, caplog: pytest.LogCaptureFixture
+) -> None:
+    server = start(tmp_path, free_port(), *DURABLE)
+    group.servers.append(server)
+    with server.client() as c:
+        c.config_set("requirepass", PASSWORD)
+    store = await open_on(server, tmp_path, accept_volatile=True)
+    try:
+        set_fsync(server, "everysec")
+        with caplog.at_level(logging.WARNING, logger="vault.redis_store"):
+            await store.recheck()
+        assert await store.put_new([rec(1)]) == [True]
+        assert await store.delete_many([rec(1).id]) == 1
+        assert not caplog.records  # nothing to warn about: volatile storage was accepted
+    finally:
+        await store.close()
 
 
 async def test_prefixes_keep_stores_apart(redis_url: str, redis_cleanup: str) -> None:
