@@ -4,7 +4,10 @@ The store contract runs on both topologies in test_store_contract.py. Here:
 the Cluster keeps every key of a vault in one hash slot; writes wait for a
 replica on the node that owns that slot and fail closed when it does not
 acknowledge; durability is read from the master that takes the writes; behind
-Sentinel, writes wait from the first one, and records survive a failover.
+Sentinel, writes wait from the first one. Records survive a Sentinel and a
+Cluster failover (private servers: the shared ones are never stopped), and
+writes on the promoted master fail closed until it is durable and has a
+replica again.
 """
 
 from __future__ import annotations
@@ -24,6 +27,7 @@ from tests.proxy.sessions.servers import (
     _cluster_port,
     info,
     start,
+    start_cluster,
     start_sentinel_group,
     wait_until,
 )
@@ -66,6 +70,16 @@ def owner(nodes: list[RedisProcess], key: str) -> RedisProcess:
             if first <= slot <= last:
                 return next(n for n in nodes if n.port == int(master[1]))
     raise AssertionError(f"no node serves slot {slot}")
+
+
+def serves(node: RedisProcess, key: str) -> int | None:
+    """The port of the master that serves ``key``'s slot, as ``node`` sees the cluster."""
+    with node.client() as c:
+        slot = int(c.cluster("KEYSLOT", key))
+        for first, last, master, *_ in c.execute_command("CLUSTER", "SLOTS"):
+            if first <= slot <= last:
+                return int(master[1])
+    return None
 
 
 def configure(node: RedisProcess, settings: dict[str, str]) -> None:
@@ -228,6 +242,14 @@ async def settle[T](call: Callable[[], Awaitable[T]]) -> T:
         return await call()
 
 
+def promoted(group: SentinelGroup) -> bool:
+    """Whether the Sentinel names the replica as the healthy master (as clients see it)."""
+    with group.sentinel.client() as c:
+        state = c.sentinel_masters()[SERVICE]
+    healthy = state["is_master"] and not (state["is_sdown"] or state["is_odown"])
+    return bool(healthy and int(state["port"]) == group.replica.port)
+
+
 async def test_records_survive_a_sentinel_failover_and_writes_resume(
     own_group: tuple[SentinelGroup, Group], tmp_path: Path, unique_prefix: str
 ) -> None:
@@ -243,13 +265,7 @@ async def test_records_survive_a_sentinel_failover_and_writes_resume(
         old_port = group.master.port
         group.master.stop()
 
-        def _promoted() -> bool:  # as clients see it: the replica's port, flagged up
-            with group.sentinel.client() as c:
-                state = c.sentinel_masters()[SERVICE]
-            healthy = state["is_master"] and not (state["is_sdown"] or state["is_odown"])
-            return bool(healthy and int(state["port"]) == group.replica.port)
-
-        wait_until(_promoted, what="sentinel promoting the replica", timeout=30)
+        wait_until(lambda: promoted(group), what="sentinel promoting the replica", timeout=30)
         found = await settle(lambda: store.get_many([r.id for r in before]))
         assert found == {r.id: r for r in before}  # acknowledged writes outlive the master
         with pytest.raises(VaultUnavailable, match="no replica acknowledged"):
@@ -265,5 +281,122 @@ async def test_records_survive_a_sentinel_failover_and_writes_resume(
             rec(101).id,
             before[0].id,
         }
+    finally:
+        await store.close()
+
+
+@pytest.fixture
+def own_cluster(tmp_path: Path) -> Iterator[tuple[list[RedisProcess], Group]]:
+    """A private three-master Cluster that notices a dead node within a second."""
+    group = Group()
+    try:
+        nodes = start_cluster(tmp_path / "cluster", group)
+        for node in nodes:
+            configure(node, {"cluster-node-timeout": "1000", **DURABLE})
+        yield nodes, group
+    finally:
+        group.stop()
+
+
+async def test_records_survive_a_cluster_failover_and_writes_fail_closed_until_safe(
+    own_cluster: tuple[list[RedisProcess], Group], tmp_path: Path, unique_prefix: str
+) -> None:
+    nodes, group = own_cluster
+    prefix = unique_prefix + ":"
+    index = f"{{{prefix}}}ids"
+    home = owner(nodes, index)
+    replica = add_cluster_replica(tmp_path / "replica", group, home)  # runs volatile
+    configure(replica, {"cluster-node-timeout": "1000"})
+    replica_id = node_id(replica)
+
+    def _known_everywhere() -> bool:  # the masters ignore an election by a node they don't know
+        for node in nodes:
+            with node.client() as c:
+                if replica_id not in c.execute_command("CLUSTER", "NODES").decode():
+                    return False
+        return True
+
+    wait_until(_known_everywhere, what="every master knowing the replica")
+    hosts = ",".join(f"127.0.0.1:{n.port}" for n in nodes)
+    store = RedisVault(
+        parse_redis_uri(f"redis+cluster://{hosts}"),
+        prefix=prefix,
+        timeout=2.0,
+        replica_wait_timeout=1.0,
+        require_durable=True,
+    )
+    await store.open()
+    try:
+        assert store.waits_for_replica
+        before = [rec(n) for n in range(30)]
+        assert await store.put_new(before) == [True] * 30
+        home.proc.kill()  # the slot's master dies
+        home.proc.wait(10)
+        survivors = [n for n in nodes if n is not home]
+
+        wait_until(
+            lambda: all(serves(n, index) == replica.port for n in [*survivors, replica]),
+            what="cluster promoting the replica",
+            timeout=20,
+        )
+        found = await settle(lambda: store.get_many([r.id for r in before]))
+        assert found == {r.id: r for r in before}  # acknowledged writes outlive the master
+        # The write finds the slot on another node and re-checks it before writing:
+        # the promoted replica is not durable, so writes fail closed (reads go on).
+        with pytest.raises(
+            VaultUnavailable,
+            match=rf"the master at 127\.0\.0\.1:{replica.port} is not durable \(appendonly is off\)",
+        ):
+            await store.put_new([rec(100)])
+        assert await store.get_many([rec(100).id]) == {}  # refused before it was written
+        configure(replica, DURABLE)
+        await store.recheck()
+        with pytest.raises(VaultUnavailable, match="no replica acknowledged"):
+            await store.put_new([rec(101)])  # durable, but nothing acknowledges WAIT yet
+        add_cluster_replica(tmp_path / "replica2", group, replica)
+        assert await store.put_new([rec(102)]) == [True]
+        assert set(await store.get_many([rec(102).id, before[0].id])) == {
+            rec(102).id,
+            before[0].id,
+        }
+    finally:
+        await store.close()
+
+
+async def test_a_write_that_lands_on_a_new_master_rechecks_its_durability(
+    own_group: tuple[SentinelGroup, Group], tmp_path: Path, unique_prefix: str
+) -> None:
+    group, servers = own_group
+    configure(group.master, DURABLE)  # the replica that will take over runs volatile
+    store = RedisVault(
+        parse_redis_uri(group.uri),
+        prefix=unique_prefix + ":",
+        timeout=2.0,
+        replica_wait_timeout=1.0,
+        require_durable=True,
+    )
+    await store.open()
+    try:
+        before = [rec(n) for n in range(10)]
+        assert await store.put_new(before) == [True] * 10
+        old_port = group.master.port
+        group.master.stop()
+        wait_until(lambda: promoted(group), what="sentinel promoting the replica", timeout=30)
+        again = start(
+            tmp_path / "old-master", old_port, "--replicaof", "127.0.0.1", str(group.replica.port)
+        )
+        servers.servers.append(again)
+        with group.replica.client() as c:
+            wait_until(lambda: int(c.execute_command("WAIT", 1, 200)) >= 1, what="replica acks")
+        # No call has seen the new master yet: the write finds it, a replica acknowledges,
+        # and the store re-checks the master it landed on before reporting success.
+        not_durable = rf"the master at 127\.0\.0\.1:{group.replica.port} is not durable"
+        with pytest.raises(VaultUnavailable, match=not_durable):
+            await settle(lambda: store.put_new([rec(100)]))
+        assert set(await store.get_many([r.id for r in before])) == {r.id for r in before}
+        assert rec(100).id in await store.get_many([rec(100).id])  # applied, not reported
+        configure(group.replica, DURABLE)
+        await store.recheck()
+        assert await store.put_new([rec(101)]) == [True]
     finally:
         await store.close()
