@@ -73,6 +73,7 @@ class ClientTable:
             Client(c.name, frozenset(c.roles), digest)
             for c, digest in zip(listed, self._digests, strict=True)
         )
+        self._by_name = {c.name: c for c in self._clients}  # names are unique (config)
 
     def __len__(self) -> int:
         return len(self._clients)
@@ -99,12 +100,10 @@ class ClientTable:
         may have been removed, given another secret or other roles. Requests on
         the connection then act as the current entry, or are refused.
         """
-        for entry in self._clients:
-            if entry.name == client.name and hmac.compare_digest(
-                entry.credential, client.credential
-            ):
-                return entry
-        return None
+        entry = self._by_name.get(client.name)
+        if entry is None or not hmac.compare_digest(entry.credential, client.credential):
+            return None
+        return entry
 
 
 def _basic(headers: Sequence[str]) -> tuple[str, str] | None:
